@@ -1,0 +1,10 @@
+"""The URL map: the console, sign-in, the Query API and the authorization API."""
+
+from django.urls import include, path
+
+from console import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("", include("console.console_urls")),
+]
