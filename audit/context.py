@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -35,6 +36,9 @@ class Actor:
     user: Any = None
     session: Any = None
     access_key_id: str = ""
+    # When this console session passed its MFA step (None: no MFA in this session). STS
+    # sessions carry their own MFA facts on ``session``.
+    mfa_authenticated_at: datetime | None = None
 
     @classmethod
     def system(cls, reason: str, *, account_id: str = "") -> Actor:

@@ -53,4 +53,5 @@ def actor_from_request(request: HttpRequest) -> Actor:
         kind="root" if user.is_root else "user",  # type: ignore[union-attr]
         user=user,
         meta=request_meta(request),
+        mfa_authenticated_at=mfa_authenticated_at(request),
     )

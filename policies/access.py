@@ -55,7 +55,7 @@ def sources_for(actor: Actor) -> PolicySources:
     return user_policy_sources(actor.user)
 
 
-def global_context(actor: Actor, *, mfa_authenticated_at: datetime | None = None) -> dict[str, Any]:
+def global_context(actor: Actor) -> dict[str, Any]:
     """The global condition keys of a request (IAM User Guide, "AWS global condition context
     keys"). ``aws:MultiFactorAuthPresent`` is absent, not false, for long-term access keys,
     which is why AWS's deny-without-MFA example uses ``BoolIfExists``."""
@@ -85,9 +85,13 @@ def global_context(actor: Actor, *, mfa_authenticated_at: datetime | None = None
             )
         if session.source_identity:
             context["aws:SourceIdentity"] = session.source_identity
-    elif mfa_authenticated_at is not None:
+    elif actor.mfa_authenticated_at is not None:
         context["aws:MultiFactorAuthPresent"] = True
-        context["aws:MultiFactorAuthAge"] = int((now - mfa_authenticated_at).total_seconds())
+        context["aws:MultiFactorAuthAge"] = int((now - actor.mfa_authenticated_at).total_seconds())
+    elif actor.kind in ("root", "user") and not actor.access_key_id:
+        # A console session without MFA: AWS sets the key to false (it is absent only for
+        # long-term access keys).
+        context["aws:MultiFactorAuthPresent"] = False
     return context
 
 
