@@ -1,0 +1,795 @@
+"""Compiling policy sets and deciding requests, as AWS documents its evaluation logic.
+
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-denyallow.html
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html
+
+In short: an explicit Deny in any policy wins. Otherwise, within one account, an Allow in
+the identity-based policies *or* in the resource-based policy allows, but an identity-based
+Allow only counts when the permissions boundary (if set) and the session policy (if
+present) allow too. A resource-based policy that names an IAM user's ARN or a role
+session's ARN grants even when the boundary or session policy would not; one that names
+the role's ARN is limited by them. Across accounts both the identity side and the resource
+policy must allow. Everything else is an implicit deny.
+
+Portcullis has no SCPs or RCPs, so the account root user is allowed everything in its own
+account unless a resource-based policy explicitly denies it; identity policies, boundaries
+and session policies never apply to root ("By default, all requests are implicitly denied
+with the exception of the AWS account root user, which has full access.").
+
+Speed: a compiled set indexes its statements by exact action, by service prefix and a
+fallback list (``*``, NotAction, service wildcards); the statements that can apply to an
+action are computed once per distinct action string and memoised (bounded), so a decision
+walks only those, testing precompiled resource patterns and conditions. The memo is the
+only thing that changes after compile; it holds immutable tuples, a racing thread at worst
+computes the same entry twice, and results never depend on it.
+
+Errors fail closed: ``evaluate`` never raises. A condition it cannot evaluate is false in an
+Allow and true in a Deny (see conditions.py); any other unexpected error yields
+``Decision("explicitDeny", ..., deny_reason="evaluation error")``: we cannot know that no
+Deny would have matched, so we report the strongest denial rather than a plain implicit one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .conditions import CompiledCondition, compile_conditions
+from .model import Policy, PolicyType, PrincipalSpec, Statement
+from .parser import parse_policy
+from .patterns import Pattern
+
+PolicyKind = Literal["identity", "boundary", "session", "resource", "trust"]
+DecisionKind = Literal["allowed", "explicitDeny", "implicitDeny"]
+PrincipalKind = Literal["root", "user", "role_session", "federated_user", "service", "anonymous"]
+
+_MEMO_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class SourcedPolicy:
+    """A policy document and where it came from (a managed policy ARN, or e.g.
+    ``user/alice:inline/MyPolicy``). The document is parsed when compiled if it is text."""
+
+    policy_id: str
+    document: Policy | str | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MatchedStatement:
+    policy_id: str
+    policy_kind: PolicyKind
+    statement_index: int
+    sid: str | None
+    effect: Literal["Allow", "Deny"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one request and what decided it.
+
+    ``matched_statements``: the Allow statements that matched when allowed, the Deny
+    statements that matched on an explicit deny, nothing on an implicit deny.
+    ``deny_reason``: "" when allowed; the kind of policy holding the Deny ("identity-based
+    policy", "permissions boundary", "session policy", "resource-based policy") on an
+    explicit deny; AWS's "no identity-based policy allows the <action> action" (or
+    boundary, session policy, resource-based policy) on an implicit deny.
+    """
+
+    decision: DecisionKind
+    matched_statements: tuple[MatchedStatement, ...] = ()
+    missing_context_values: tuple[str, ...] = ()
+    deny_reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allowed"
+
+
+@dataclass
+class Principal:
+    """Who is asking. For role sessions ``arn`` is the session's
+    ``arn:aws:sts::<acct>:assumed-role/<role>/<session>`` and ``role_arn`` the role's ARN.
+    For a web-identity caller of AssumeRoleWithWebIdentity use ``kind="federated_user"``
+    with ``arn`` the identity provider's ARN (what a trust policy's ``Federated`` names);
+    for a service, ``kind="service"`` and ``arn`` the service principal name."""
+
+    arn: str
+    account: str
+    kind: PrincipalKind
+    user_id: str = ""
+    role_arn: str | None = None
+    username: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    """One authorization question. ``context`` holds condition keys (looked up
+    case-insensitively); the engine derives aws:username, aws:userid, aws:PrincipalArn,
+    aws:PrincipalAccount, aws:PrincipalType and aws:PrincipalTag/* from the principal when
+    the context does not give them."""
+
+    principal: Principal
+    action: str
+    resource: str = "*"
+    context: Mapping[str, Any] = field(default_factory=dict)
+    resource_account: str | None = None
+
+
+# ---- request context --------------------------------------------------------------------
+
+_PRINCIPAL_TYPES = {
+    "root": "Account",
+    "user": "User",
+    "role_session": "AssumedRole",
+    "federated_user": "FederatedUser",
+    "service": "Service",
+    "anonymous": "Anonymous",
+}
+
+
+class _Ctx:
+    """Case-insensitive view of a request's context plus the keys derived from it."""
+
+    __slots__ = ("_lc", "_principal")
+
+    def __init__(self, request: Request) -> None:
+        context = request.context
+        self._lc: dict[str, Any] = {k.lower(): v for k, v in context.items()} if context else {}
+        self._principal = request.principal
+
+    def _derived(self, key: str) -> Any:
+        p = self._principal
+        if key == "aws:username":
+            return p.username if p.kind == "user" and p.username else None
+        if key == "aws:userid":
+            return p.user_id or None
+        if key == "aws:principalarn":
+            if p.kind == "role_session" and p.role_arn:
+                return p.role_arn
+            return p.arn if p.kind != "anonymous" else None
+        if key == "aws:principalaccount":
+            return p.account or None
+        if key == "aws:principaltype":
+            return _PRINCIPAL_TYPES.get(p.kind)
+        if key.startswith("aws:principaltag/"):
+            wanted = key[len("aws:principaltag/") :]
+            for tag, value in p.tags.items():
+                if tag.lower() == wanted:
+                    return value
+        return None
+
+    def values(self, key: str) -> Sequence[Any] | None:
+        value = self._lc.get(key)
+        if value is None:
+            if not key.startswith("aws:"):
+                return None
+            value = self._derived(key)
+            if value is None:
+                return None
+        if isinstance(value, list | tuple):
+            return value
+        return (value,)
+
+    def var(self, key: str) -> str | None:
+        vals = self.values(key)
+        if not vals or len(vals) != 1:
+            return None
+        value = vals[0]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return value
+        if hasattr(value, "isoformat"):
+            return str(value.isoformat())
+        return str(value)
+
+
+# ---- compiled statements ----------------------------------------------------------------
+
+_RES_ALWAYS = 0
+_RES_SINGLE = 1
+_RES_GENERAL = 2
+_RES_NEVER = 3
+
+_DIRECT = 1  # the resource policy names this principal (or "*"): grants on its own
+_ROLE = 2  # names the role of this session: limited by boundary and session policy
+_ACCOUNT = 3  # names the principal's account: the account must delegate (identity allow)
+
+
+class _CStmt:
+    __slots__ = (
+        "actions",
+        "cond_keys",
+        "conds",
+        "deny",
+        "ms",
+        "not_action",
+        "not_principal",
+        "not_resource",
+        "order",
+        "principal",
+        "res_mode",
+        "res_patterns",
+        "res_single",
+    )
+
+    def __init__(
+        self, stmt: Statement, policy: Policy, policy_id: str, kind: PolicyKind, order: int
+    ) -> None:
+        variables = policy.variables_enabled
+        self.ms = MatchedStatement(policy_id, kind, stmt.index, stmt.sid, stmt.effect)
+        self.deny = stmt.effect == "Deny"
+        self.order = order
+        self.actions = tuple(Pattern(a, arn=False, ignore_case=True) for a in stmt.actions)
+        self.not_action = stmt.not_action
+        self.not_resource = stmt.not_resource
+        self.res_patterns: tuple[Pattern, ...] = ()
+        self.res_single: Any = None
+        if stmt.resources is None:
+            self.res_mode = _RES_ALWAYS
+        else:
+            pats = tuple(Pattern(r, arn=True, variables=variables) for r in stmt.resources)
+            self.res_patterns = pats
+            has_any = any(p.is_any for p in pats)
+            if has_any:
+                self.res_mode = _RES_NEVER if stmt.not_resource else _RES_ALWAYS
+            elif len(pats) == 1 and pats[0].static is not None and not stmt.not_resource:
+                self.res_mode = _RES_SINGLE
+                self.res_single = pats[0].static
+            else:
+                self.res_mode = _RES_GENERAL
+        self.conds: tuple[CompiledCondition, ...] = compile_conditions(
+            stmt.conditions, variables=variables, deny=self.deny
+        )
+        keys: dict[str, str] = {}
+        for c in stmt.conditions:
+            keys.setdefault(c.key.lower(), c.key)
+        # (lookup key, the key as the policy spells it, for MissingContextValues)
+        self.cond_keys = tuple(keys.items())
+        self.principal: PrincipalSpec | None = stmt.principal
+        self.not_principal = stmt.not_principal
+
+    def action_applies(self, action_lower: str) -> bool:
+        hit = False
+        for p in self.actions:
+            if p.match(action_lower, None):
+                hit = True
+                break
+        return hit != self.not_action
+
+    def resource_applies(self, resource: str, ctx: _Ctx) -> bool:
+        hit = False
+        for p in self.res_patterns:
+            static = p.static
+            if static(resource) if static is not None else p.match(resource, ctx.var):
+                hit = True
+                break
+        return hit != self.not_resource
+
+
+class _Index:
+    """Statements of one kind, indexed by action, with a memo of per-action candidates."""
+
+    __slots__ = ("by_service", "exact", "fallback", "memo", "stmts")
+
+    def __init__(self, stmts: list[_CStmt]) -> None:
+        self.stmts = stmts
+        self.exact: dict[str, list[int]] = {}
+        self.by_service: dict[str, list[tuple[int, Pattern]]] = {}
+        self.fallback: list[int] = []
+        for i, s in enumerate(stmts):
+            if s.not_action:
+                self.fallback.append(i)
+                continue
+            for p in s.actions:
+                src = p.source.lower()
+                if p.literal is not None:
+                    self.exact.setdefault(src, []).append(i)
+                    continue
+                service, sep, _ = src.partition(":")
+                if sep and "*" not in service and "?" not in service:
+                    self.by_service.setdefault(service, []).append((i, p))
+                else:
+                    self.fallback.append(i)
+        self.memo: dict[str, tuple[_CStmt, ...]] = {}
+
+    def candidates(self, action: str) -> tuple[_CStmt, ...]:
+        found = self.memo.get(action)
+        if found is not None:
+            return found
+        lower = action.lower()
+        ids: set[int] = set(self.exact.get(lower, ()))
+        for i, p in self.by_service.get(lower.partition(":")[0], ()):
+            if i not in ids and p.match(lower, None):
+                ids.add(i)
+        for i in self.fallback:
+            if i not in ids and self.stmts[i].action_applies(lower):
+                ids.add(i)
+        result = tuple(self.stmts[i] for i in sorted(ids))
+        if len(self.memo) < _MEMO_LIMIT:
+            self.memo[action] = result
+        return result
+
+
+def _document_text(doc: Policy | str | Mapping[str, Any]) -> str:
+    if isinstance(doc, Policy):
+        return doc.text
+    if isinstance(doc, str):
+        return doc
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _parsed(source: SourcedPolicy, policy_type: PolicyType) -> Policy:
+    doc = source.document
+    if isinstance(doc, Policy):
+        return doc
+    return parse_policy(doc, policy_type=policy_type)
+
+
+def _compile_statements(
+    sources: Sequence[SourcedPolicy], kind: PolicyKind, policy_type: PolicyType
+) -> list[_CStmt]:
+    out: list[_CStmt] = []
+    for source in sources:
+        policy = _parsed(source, policy_type)
+        for stmt in policy.statements:
+            out.append(_CStmt(stmt, policy, source.policy_id, kind, len(out)))
+    return out
+
+
+class CompiledPolicySet:
+    """A principal's identity policies, permissions boundary and session policies, compiled.
+
+    Immutable after compile (apart from the action memo, see the module docstring) and safe
+    to share between threads. Build with :func:`compile_policy_set`.
+    """
+
+    __slots__ = ("_boundary", "_identity", "_json", "_session", "statement_count")
+
+    def __init__(
+        self,
+        identity: Sequence[SourcedPolicy],
+        boundary: Sequence[SourcedPolicy] | None,
+        session: Sequence[SourcedPolicy] | None,
+    ) -> None:
+        self._json = policy_set_to_json(identity, boundary, session)
+        ident = _compile_statements(identity, "identity", PolicyType.IDENTITY)
+        self._identity = _Index(ident)
+        self._boundary: _Index | None = None
+        self._session: _Index | None = None
+        count = len(ident)
+        if boundary is not None:
+            stmts = _compile_statements(boundary, "boundary", PolicyType.IDENTITY)
+            self._boundary = _Index(stmts)
+            count += len(stmts)
+        if session is not None:
+            stmts = _compile_statements(session, "session", PolicyType.IDENTITY)
+            self._session = _Index(stmts)
+            count += len(stmts)
+        self.statement_count = count
+
+    @property
+    def has_boundary(self) -> bool:
+        return self._boundary is not None
+
+    @property
+    def has_session_policy(self) -> bool:
+        return self._session is not None
+
+    def to_json(self) -> str:
+        """The sources this set was compiled from; :func:`compile_policy_set_from_json`
+        turns it back into an identical set."""
+        return self._json
+
+
+class CompiledResourcePolicy:
+    """A resource-based (or role trust) policy, compiled, with the account owning it."""
+
+    __slots__ = ("_index", "kind", "policy_id", "resource_account")
+
+    def __init__(self, policy: SourcedPolicy, resource_account: str, kind: PolicyKind) -> None:
+        policy_type = PolicyType.TRUST if kind == "trust" else PolicyType.RESOURCE
+        self._index = _Index(_compile_statements([policy], kind, policy_type))
+        self.resource_account = resource_account
+        self.policy_id = policy.policy_id
+        self.kind = kind
+
+
+def compile_policy_set(
+    *,
+    identity: Sequence[SourcedPolicy],
+    boundary: Sequence[SourcedPolicy] | None = None,
+    session: Sequence[SourcedPolicy] | None = None,
+) -> CompiledPolicySet:
+    """Compile a principal's policies. ``boundary=None`` means no permissions boundary;
+    ``session=None`` means no session policy, while an empty list is a session policy
+    that allows nothing. Raises PolicyParseError for a document that does not parse: a
+    broken stored policy must never become an allow."""
+    return CompiledPolicySet(identity, boundary, session)
+
+
+def compile_resource_policy(
+    policy: SourcedPolicy, *, resource_account: str
+) -> CompiledResourcePolicy:
+    """Compile a resource-based policy; a Document without Principal raises."""
+    doc = policy.document
+    kind: PolicyKind = "resource"
+    if isinstance(doc, Policy) and doc.policy_type == PolicyType.TRUST:
+        kind = "trust"
+    return CompiledResourcePolicy(policy, resource_account, kind)
+
+
+def compile_trust_policy(policy: SourcedPolicy, *, role_arn: str) -> CompiledResourcePolicy:
+    """Compile a role's trust policy (parsed as ROLE_TRUST_POLICY: no Resource element)."""
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+    return CompiledResourcePolicy(policy, account, "trust")
+
+
+def _entries(sources: Sequence[SourcedPolicy] | None) -> list[list[str]] | None:
+    if sources is None:
+        return None
+    return [[s.policy_id, _document_text(s.document)] for s in sources]
+
+
+def policy_set_to_json(
+    identity: Sequence[SourcedPolicy],
+    boundary: Sequence[SourcedPolicy] | None,
+    session: Sequence[SourcedPolicy] | None,
+) -> str:
+    """Serialise a principal's policy sources for propagation (e.g. to Redis)."""
+    return json.dumps(
+        {
+            "v": 1,
+            "identity": _entries(identity),
+            "boundary": _entries(boundary),
+            "session": _entries(session),
+        },
+        separators=(",", ":"),
+    )
+
+
+def policy_set_from_json(
+    s: str,
+) -> tuple[list[SourcedPolicy], list[SourcedPolicy] | None, list[SourcedPolicy] | None]:
+    data = json.loads(s)
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise ValueError("not a Portcullis policy set")
+
+    def sources(entries: Any) -> list[SourcedPolicy] | None:
+        if entries is None:
+            return None
+        return [SourcedPolicy(str(pid), str(text)) for pid, text in entries]
+
+    identity = sources(data["identity"]) or []
+    return identity, sources(data["boundary"]), sources(data["session"])
+
+
+def compile_policy_set_from_json(s: str) -> CompiledPolicySet:
+    identity, boundary, session = policy_set_from_json(s)
+    return compile_policy_set(identity=identity, boundary=boundary, session=session)
+
+
+# ---- evaluation -------------------------------------------------------------------------
+
+
+class _Scan:
+    """Per-decision scratch: the lazily built context and the missing keys."""
+
+    __slots__ = ("ctx", "missing", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.ctx: _Ctx | None = None
+        self.missing: list[str] | None = None
+
+    def context(self) -> _Ctx:
+        ctx = self.ctx
+        if ctx is None:
+            ctx = self.ctx = _Ctx(self.request)
+        return ctx
+
+    def statement_applies(self, s: _CStmt, resource: str) -> bool:
+        """Resource and conditions (the action is already known to apply)."""
+        mode = s.res_mode
+        if mode:
+            if mode == _RES_SINGLE:
+                if not s.res_single(resource):
+                    return False
+            elif mode == _RES_NEVER or not s.resource_applies(resource, self.context()):
+                return False
+        conds = s.conds
+        if not conds:
+            return True
+        ctx = self.context()
+        ok = True
+        for c in conds:
+            if not c.test(ctx):
+                ok = False
+                break
+        for key, spelled in s.cond_keys:
+            if not ctx.values(key):
+                if self.missing is None:
+                    self.missing = [spelled]
+                elif spelled not in self.missing:
+                    self.missing.append(spelled)
+        return ok
+
+
+def _scan(
+    stmts: tuple[_CStmt, ...], resource: str, scan: _Scan
+) -> tuple[list[MatchedStatement] | None, list[MatchedStatement] | None]:
+    denies: list[MatchedStatement] | None = None
+    allows: list[MatchedStatement] | None = None
+    applies = scan.statement_applies
+    for s in stmts:
+        if not applies(s, resource):
+            continue
+        if s.deny:
+            if denies is None:
+                denies = [s.ms]
+            else:
+                denies.append(s.ms)
+        elif allows is None:
+            allows = [s.ms]
+        else:
+            allows.append(s.ms)
+    return denies, allows
+
+
+def _principal_grant(spec: PrincipalSpec, p: Principal) -> int:
+    """How a Principal element covers ``p``: _DIRECT, _ROLE, _ACCOUNT or 0 (not at all)."""
+    if spec.any:
+        return _DIRECT
+    kind = p.kind
+    if kind == "anonymous":
+        return 0
+    if kind == "service":
+        return _DIRECT if p.arn in spec.service else 0
+    if kind == "federated_user" and p.arn in spec.federated:
+        return _DIRECT
+    if p.user_id and p.user_id in spec.canonical_user:
+        return _DIRECT
+    aws = spec.aws
+    if not aws:
+        return 0
+    if p.arn in aws:
+        return _DIRECT
+    if kind == "role_session" and p.role_arn and p.role_arn in aws:
+        return _ROLE
+    account = p.account
+    if account and (account in aws or f"arn:aws:iam::{account}:root" in aws):
+        return _DIRECT if kind == "root" else _ACCOUNT
+    return 0
+
+
+def _not_principal_excludes(spec: PrincipalSpec, p: Principal) -> bool:
+    """Whether ``p`` is among the principals a NotPrincipal element exempts.
+
+    AWS evaluates every identity in the caller's chain: "When you use NotPrincipal with
+    Deny, you must also specify the account ARN of the not-denied principal", and for a
+    role session both the role ARN and the assumed-role session ARN
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html).
+    """
+    if spec.any:
+        return True
+    kind = p.kind
+    if kind == "anonymous":
+        return False
+    if kind == "service":
+        return p.arn in spec.service
+    account_listed = p.account in spec.aws or f"arn:aws:iam::{p.account}:root" in spec.aws
+    if kind == "root":
+        return account_listed
+    if kind == "federated_user":
+        listed = p.arn in spec.federated or p.arn in spec.aws
+        return listed and (account_listed or p.arn in spec.federated)
+    if kind == "role_session":
+        return account_listed and p.arn in spec.aws and (p.role_arn or "") in spec.aws
+    return account_listed and p.arn in spec.aws
+
+
+def _scan_resource(
+    stmts: tuple[_CStmt, ...], request: Request, scan: _Scan
+) -> tuple[list[MatchedStatement], list[tuple[MatchedStatement, int]]]:
+    denies: list[MatchedStatement] = []
+    allows: list[tuple[MatchedStatement, int]] = []
+    principal = request.principal
+    resource = request.resource
+    for s in stmts:
+        spec = s.principal
+        if spec is None:
+            continue
+        if s.not_principal:
+            grant = 0 if _not_principal_excludes(spec, principal) else _DIRECT
+        else:
+            grant = _principal_grant(spec, principal)
+        if not grant or not scan.statement_applies(s, resource):
+            continue
+        if s.deny:
+            denies.append(s.ms)
+        else:
+            allows.append((s.ms, grant))
+    return denies, allows
+
+
+def _resource_account(request: Request, resource_policy: CompiledResourcePolicy | None) -> str:
+    if request.resource_account:
+        return request.resource_account
+    if resource_policy is not None and resource_policy.resource_account:
+        return resource_policy.resource_account
+    parts = request.resource.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and parts[4]:
+        return parts[4]
+    return request.principal.account
+
+
+_ERROR = Decision("explicitDeny", (), (), "evaluation error")
+
+
+def evaluate(
+    policy_set: CompiledPolicySet,
+    request: Request,
+    *,
+    resource_policy: CompiledResourcePolicy | None = None,
+) -> Decision:
+    """Decide ``request``. Never raises: an internal error is an explicit deny."""
+    try:
+        return _evaluate(policy_set, request, resource_policy, trust=False)
+    except Exception:
+        return _ERROR
+
+
+def _implicit(reason: str, action: str, missing: list[str] | None) -> Decision:
+    return Decision(
+        "implicitDeny",
+        (),
+        tuple(missing) if missing else (),
+        f"no {reason} allows the {action} action",
+    )
+
+
+def _evaluate(
+    policy_set: CompiledPolicySet | None,
+    request: Request,
+    resource_policy: CompiledResourcePolicy | None,
+    *,
+    trust: bool,
+) -> Decision:
+    action = request.action
+    resource = request.resource
+    principal = request.principal
+    kind = principal.kind
+    scan = _Scan(request)
+    identity_side = kind not in ("service", "anonymous") and policy_set is not None
+
+    id_deny = id_allow = b_deny = b_allow = s_deny = s_allow = None
+    if identity_side and kind != "root" and policy_set is not None:
+        id_deny, id_allow = _scan(policy_set._identity.candidates(action), resource, scan)
+        boundary = policy_set._boundary
+        if boundary is not None:
+            b_deny, b_allow = _scan(boundary.candidates(action), resource, scan)
+        session = policy_set._session
+        if session is not None:
+            s_deny, s_allow = _scan(session.candidates(action), resource, scan)
+
+    r_deny: list[MatchedStatement] = []
+    r_allow: list[tuple[MatchedStatement, int]] = []
+    if resource_policy is not None:
+        r_deny, r_allow = _scan_resource(resource_policy._index.candidates(action), request, scan)
+
+    missing = scan.missing
+    missing_t = tuple(missing) if missing else ()
+    if id_deny or b_deny or s_deny or r_deny:
+        if id_deny:
+            reason = "identity-based policy"
+        elif r_deny:
+            reason = "resource-based policy"
+        elif b_deny:
+            reason = "permissions boundary"
+        else:
+            reason = "session policy"
+        matched = tuple((id_deny or []) + (b_deny or []) + (s_deny or []) + r_deny)
+        return Decision("explicitDeny", matched, missing_t, reason)
+
+    resource_kind = "trust" if trust else "resource"
+    if kind == "root":
+        identity_ok = boundary_ok = session_ok = True
+    else:
+        identity_ok = bool(id_allow) and identity_side
+        boundary_ok = policy_set is None or policy_set._boundary is None or bool(b_allow)
+        session_ok = policy_set is None or policy_set._session is None or bool(s_allow)
+    grants = {g for _, g in r_allow}
+    same_account = kind not in ("service", "anonymous") and principal.account == _resource_account(
+        request, resource_policy
+    )
+    side_ok = identity_ok and boundary_ok and session_ok
+
+    if kind in ("service", "anonymous"):
+        allowed = _DIRECT in grants
+    elif trust:
+        # The trust policy must always allow. Naming the caller itself (or "*") grants on
+        # its own within the account; naming the account delegates to the caller's
+        # identity policies; across accounts both sides must allow.
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_permissions-to-switch.html
+        if not grants:
+            allowed = False
+        elif same_account:
+            allowed = (
+                _DIRECT in grants or (_ROLE in grants and boundary_ok and session_ok) or side_ok
+            )
+        else:
+            allowed = side_ok
+    elif same_account:
+        allowed = side_ok or _DIRECT in grants or (_ROLE in grants and boundary_ok and session_ok)
+    else:
+        allowed = side_ok and bool(grants)
+
+    if allowed:
+        matched_allows = (id_allow or []) + (b_allow or []) + (s_allow or [])
+        matched_allows += [ms for ms, _ in r_allow]
+        return Decision("allowed", tuple(matched_allows), missing_t, "")
+
+    if kind in ("service", "anonymous"):
+        return _implicit(f"{resource_kind}-based policy", action, missing)
+    if trust and not grants:
+        return _implicit("resource-based policy", action, missing)
+    if not identity_ok:
+        return _implicit("identity-based policy", action, missing)
+    if not boundary_ok:
+        return _implicit("permissions boundary", action, missing)
+    if not session_ok:
+        return _implicit("session policy", action, missing)
+    return _implicit("resource-based policy", action, missing)
+
+
+def evaluate_trust(
+    *,
+    trust_policy: CompiledResourcePolicy,
+    role_arn: str,
+    caller_policy_set: CompiledPolicySet | None,
+    request: Request,
+) -> Decision:
+    """Decide sts:AssumeRole / AssumeRoleWithWebIdentity / AssumeRoleWithSAML.
+
+    The role's trust policy is its resource-based policy and is always required to allow.
+    Within the role's account, a trust policy naming the caller's user or session ARN is
+    enough on its own; one naming the account (``arn:aws:iam::<acct>:root`` or the account
+    id) needs the caller's identity policies to allow ``sts:AssumeRole`` on the role too.
+    Across accounts, both the trust policy and the caller's identity policies must allow.
+    ``caller_policy_set`` is None for callers with no identity policies in Portcullis (web
+    identity, SAML, services). Never raises.
+    """
+    try:
+        if request.resource != role_arn or request.resource_account is None:
+            account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+            request = Request(
+                principal=request.principal,
+                action=request.action,
+                resource=role_arn,
+                context=request.context,
+                resource_account=request.resource_account or account,
+            )
+        return _evaluate(caller_policy_set, request, trust_policy, trust=True)
+    except Exception:
+        return _ERROR
+
+
+def access_denied_message(
+    principal_arn: str, action: str, resource: str, decision: Decision
+) -> str:
+    """AWS's AccessDenied text for a denied decision ("" when allowed)."""
+    if decision.allowed:
+        return ""
+    head = f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource}"
+    reason = decision.deny_reason
+    if decision.decision == "explicitDeny":
+        if reason == "evaluation error":
+            return f"{head} because the request could not be evaluated"
+        article = "an" if reason[:1] in "aeiou" else "a"
+        return f"{head} with an explicit deny in {article} {reason}"
+    return f"{head} because {reason}" if reason else head
