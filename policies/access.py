@@ -109,8 +109,12 @@ def decide(
     *,
     context: Mapping[str, Any] | None = None,
     resource_policy: engine.CompiledResourcePolicy | None = None,
+    policy_set: engine.CompiledPolicySet | None = None,
 ) -> engine.Decision:
-    """The engine's decision for one request; errors become an explicit deny."""
+    """The engine's decision for one request; errors become an explicit deny.
+
+    ``policy_set``: the actor's compiled set when the caller already holds it (the console
+    compiles it once per page and asks several questions of it)."""
     try:
         principal = principal_for(actor)
         full_context = global_context(actor)
@@ -121,7 +125,7 @@ def decide(
         )
         if actor.kind == "root":
             policy_set = engine.compile_policy_set(identity=[])
-        else:
+        elif policy_set is None:
             policy_set = compiled_policy_set(actor)
         return engine.evaluate(policy_set, request, resource_policy=resource_policy)
     except Exception:
@@ -143,9 +147,17 @@ def authorize(
     *,
     context: Mapping[str, Any] | None = None,
     resource_policy: engine.CompiledResourcePolicy | None = None,
+    policy_set: engine.CompiledPolicySet | None = None,
 ) -> engine.Decision:
     """Decide and raise ``AccessDenied`` (AWS's message) unless allowed."""
-    decision = decide(actor, action, resource, context=context, resource_policy=resource_policy)
+    decision = decide(
+        actor,
+        action,
+        resource,
+        context=context,
+        resource_policy=resource_policy,
+        policy_set=policy_set,
+    )
     if not decision.allowed:
         raise AccessDenied(engine.access_denied_message(actor.arn, action, resource, decision))
     return decision
