@@ -396,6 +396,13 @@ class OIDCProvider(models.Model):
     discovery_document = models.JSONField(default=dict, blank=True)
     jwks = models.JSONField(default=dict, blank=True)
     jwks_fetched_at = models.DateTimeField(null=True, blank=True)
+    jwks_fetch_error = models.TextField(blank=True, default="")
+    # Console sign-in (beyond IAM, which federates the console only through SAML or a broker):
+    # the client Portcullis itself is at this provider. No client id: no "Sign in with" button.
+    # An empty secret means a public client (PKCE alone).
+    console_client_id = models.CharField(max_length=255, blank=True, default="")
+    console_client_secret_encrypted = models.TextField(blank=True, default="")
+    display_name = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
