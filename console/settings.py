@@ -260,6 +260,11 @@ ALLOW_ROOT_ACCESS_KEYS = env.bool("PORTCULLIS_ALLOW_ROOT_ACCESS_KEYS", default=F
 ENABLE_RESET_ENDPOINT = env.bool("PORTCULLIS_ENABLE_RESET_ENDPOINT", default=False)
 # A compiled policy set older than this is not trusted for decisions (seconds).
 POLICY_MAX_STALENESS_S = env.int("PORTCULLIS_POLICY_MAX_STALENESS_S", default=300)
+# OIDC federation: providers are reached over https only; plain http to a loopback address is
+# for test providers and must be allowed explicitly. Cached keys of an unreachable provider stay
+# in use for this long after their last successful fetch.
+OIDC_ALLOW_LOOPBACK_HTTP = env.bool("PORTCULLIS_OIDC_ALLOW_LOOPBACK_HTTP", default=False)
+OIDC_KEYS_MAX_AGE_S = env.int("PORTCULLIS_OIDC_KEYS_MAX_AGE_S", default=7 * 24 * 3600)
 
 LOGGING = {
     "version": 1,
