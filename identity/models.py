@@ -416,3 +416,24 @@ class OIDCProvider(models.Model):
     @property
     def arn(self) -> str:
         return naming.oidc_provider_arn(self.account_id, self.host_and_path)
+
+
+class ConsoleSession(models.Model):
+    """A signed-in console session, so people can see theirs and end any of them.
+
+    The Django session holds the state; this row is the list a person sees ("my active
+    sessions") and the switch that ends a session from elsewhere: middleware signs out a
+    session whose row is ended or missing.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="console_sessions")
+    session_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    source_ip = models.CharField(max_length=45, blank=True, default="")
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    mfa_authenticated = models.BooleanField(default=False)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ended_at"], name="consolesession_user_ended")]
