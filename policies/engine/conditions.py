@@ -110,7 +110,7 @@ def parse_operator(name: str) -> OperatorInfo | None:
 class Context(Protocol):
     """What a condition needs from the request: values by lower-cased key, and variables."""
 
-    def values(self, key: str) -> Sequence[Any] | None: ...
+    def values(self, key: str, spelled: str | None = None) -> Sequence[Any] | None: ...
 
     def var(self, key: str) -> str | None: ...
 
@@ -340,6 +340,7 @@ class CompiledCondition:
         "null_expect",
         "on_error",
         "op",
+        "spelled_key",
         "templates",
         "values",
     )
@@ -350,6 +351,7 @@ class CompiledCondition:
             raise ValueError(f"unknown condition operator {clause.operator}")
         self.op = op
         self.key = clause.key.lower()
+        self.spelled_key = clause.key
         self.on_error = deny
         self.conv: Conv = _CONV.get(op.family, to_text)
         self.cmp: Cmp = _CMPS.get(op.comparison, _cmp_eq)
@@ -398,7 +400,7 @@ class CompiledCondition:
 
     def _test(self, ctx: Context) -> bool:
         op = self.op
-        vals = ctx.values(self.key)
+        vals = ctx.values(self.key, self.spelled_key)
         if op.family == "null":
             if self.values:  # a policy value that is neither true nor false
                 raise ConditionValueError(self.values[0].reason)

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .conditions import CompiledCondition, compile_conditions
+from .conditions import CompiledCondition
 from .model import Policy, PolicyType, PrincipalSpec, Statement
 from .parser import parse_policy
 from .patterns import Pattern
@@ -132,14 +132,17 @@ _PRINCIPAL_TYPES = {
 }
 
 
+_UNSET: Any = object()
+
+
 class _Ctx:
     """Case-insensitive view of a request's context plus the keys derived from it."""
 
-    __slots__ = ("_lc", "_principal")
+    __slots__ = ("_lc", "_principal", "_raw")
 
     def __init__(self, request: Request) -> None:
-        context = request.context
-        self._lc: dict[str, Any] = {k.lower(): v for k, v in context.items()} if context else {}
+        self._raw = request.context
+        self._lc: dict[str, Any] | None = None
         self._principal = request.principal
 
     def _derived(self, key: str) -> Any:
@@ -163,14 +166,25 @@ class _Ctx:
                     return value
         return None
 
-    def values(self, key: str) -> Sequence[Any] | None:
-        value = self._lc.get(key)
+    def values(self, key: str, spelled: str | None = None) -> Sequence[Any] | None:
+        """The values of ``key`` (lower-cased); ``spelled`` is the policy's spelling, tried
+        first against the request as given, which usually spells keys the same way."""
+        if spelled is not None:
+            value = self._raw.get(spelled, _UNSET)
+            if value is not _UNSET:
+                if value is None:
+                    return None
+                return value if isinstance(value, list | tuple) else (value,)
+        lc = self._lc
+        if lc is None:
+            raw = self._raw
+            lc = self._lc = {k.lower(): v for k, v in raw.items()} if raw else {}
+        value = lc.get(key, _UNSET)
+        if value is _UNSET:
+            value = self._derived(key) if key.startswith("aws:") else None
+            lc[key] = value
         if value is None:
-            if not key.startswith("aws:"):
-                return None
-            value = self._derived(key)
-            if value is None:
-                return None
+            return None
         if isinstance(value, list | tuple):
             return value
         return (value,)
@@ -201,6 +215,16 @@ _ROLE = 2  # names the role of this session: limited by boundary and session pol
 _ACCOUNT = 3  # names the principal's account: the account must delegate (identity allow)
 
 
+def _intern(table: dict[Any, Any], key: Any, make: Any) -> Any:
+    try:
+        return table[key]
+    except KeyError:
+        value = table[key] = make()
+        return value
+    except TypeError:  # an unhashable key (cannot happen for parsed documents)
+        return make()
+
+
 class _CStmt:
     __slots__ = (
         "actions",
@@ -219,13 +243,22 @@ class _CStmt:
     )
 
     def __init__(
-        self, stmt: Statement, policy: Policy, policy_id: str, kind: PolicyKind, order: int
+        self,
+        stmt: Statement,
+        policy: Policy,
+        policy_id: str,
+        kind: PolicyKind,
+        order: int,
+        interned: dict[Any, Any],
     ) -> None:
         variables = policy.variables_enabled
         self.ms = MatchedStatement(policy_id, kind, stmt.index, stmt.sid, stmt.effect)
         self.deny = stmt.effect == "Deny"
         self.order = order
-        self.actions = tuple(Pattern(a, arn=False, ignore_case=True) for a in stmt.actions)
+        self.actions = tuple(
+            _intern(interned, ("a", a.lower()), lambda a=a: Pattern(a, arn=False, ignore_case=True))
+            for a in stmt.actions
+        )
         self.not_action = stmt.not_action
         self.not_resource = stmt.not_resource
         self.res_patterns: tuple[Pattern, ...] = ()
@@ -233,7 +266,14 @@ class _CStmt:
         if stmt.resources is None:
             self.res_mode = _RES_ALWAYS
         else:
-            pats = tuple(Pattern(r, arn=True, variables=variables) for r in stmt.resources)
+            pats = tuple(
+                _intern(
+                    interned,
+                    ("r", r, variables),
+                    lambda r=r: Pattern(r, arn=True, variables=variables),
+                )
+                for r in stmt.resources
+            )
             self.res_patterns = pats
             has_any = any(p.is_any for p in pats)
             if has_any:
@@ -243,14 +283,16 @@ class _CStmt:
                 self.res_single = pats[0].static
             else:
                 self.res_mode = _RES_GENERAL
-        self.conds: tuple[CompiledCondition, ...] = compile_conditions(
-            stmt.conditions, variables=variables, deny=self.deny
+        # Identical conditions are compiled once per set, so a decision evaluates each one
+        # once however many statements repeat it (MFA conditions, say).
+        self.conds: tuple[CompiledCondition, ...] = tuple(
+            _intern(
+                interned,
+                ("c", c.operator, c.key.lower(), c.values, variables, self.deny),
+                lambda c=c: CompiledCondition(c, variables=variables, deny=self.deny),
+            )
+            for c in stmt.conditions
         )
-        keys: dict[str, str] = {}
-        for c in stmt.conditions:
-            keys.setdefault(c.key.lower(), c.key)
-        # (lookup key, the key as the policy spells it, for MissingContextValues)
-        self.cond_keys = tuple(keys.items())
         self.principal: PrincipalSpec | None = stmt.principal
         self.not_principal = stmt.not_principal
 
@@ -262,18 +304,50 @@ class _CStmt:
                 break
         return hit != self.not_action
 
-    def resource_applies(self, resource: str, ctx: _Ctx) -> bool:
+    def resource_applies(self, resource: str, lookup: Any) -> bool:
         hit = False
         for p in self.res_patterns:
             static = p.static
-            if static(resource) if static is not None else p.match(resource, ctx.var):
+            if static(resource) if static is not None else p.match(resource, lookup):
                 hit = True
                 break
         return hit != self.not_resource
 
 
+class _Plan:
+    """The statements of one kind that can apply to one action, pre-sorted by how cheaply
+    each can be decided: always (resource "*", no condition), by exact resource, by a
+    resource prefix, or the general path (other patterns, variables, conditions)."""
+
+    __slots__ = ("always", "empty", "exact", "general", "prefix")
+
+    def __init__(self, stmts: tuple[_CStmt, ...]) -> None:
+        always: list[_CStmt] = []
+        exact: dict[str, list[_CStmt]] = {}
+        prefix: list[tuple[Any, _CStmt]] = []
+        general: list[_CStmt] = []
+        for st in stmts:
+            if st.conds:
+                general.append(st)
+            elif st.res_mode == _RES_ALWAYS:
+                always.append(st)
+            elif st.res_mode == _RES_NEVER:
+                continue
+            elif st.res_mode == _RES_SINGLE and st.res_patterns[0].literal is not None:
+                exact.setdefault(st.res_patterns[0].literal, []).append(st)
+            elif st.res_mode == _RES_SINGLE:
+                prefix.append((st.res_single, st))
+            else:
+                general.append(st)
+        self.always = tuple(always)
+        self.exact = {k: tuple(v) for k, v in exact.items()}
+        self.prefix = tuple(prefix)
+        self.general = tuple(general)
+        self.empty = not (always or exact or prefix or general)
+
+
 class _Index:
-    """Statements of one kind, indexed by action, with a memo of per-action candidates."""
+    """Statements of one kind, indexed by action, with a memo of per-action plans."""
 
     __slots__ = ("by_service", "exact", "fallback", "memo", "stmts")
 
@@ -296,12 +370,10 @@ class _Index:
                     self.by_service.setdefault(service, []).append((i, p))
                 else:
                     self.fallback.append(i)
-        self.memo: dict[str, tuple[_CStmt, ...]] = {}
+        self.memo: dict[str, _Plan] = {}
 
     def candidates(self, action: str) -> tuple[_CStmt, ...]:
-        found = self.memo.get(action)
-        if found is not None:
-            return found
+        """The statements whose Action/NotAction covers ``action``, in policy order."""
         lower = action.lower()
         ids: set[int] = set(self.exact.get(lower, ()))
         for i, p in self.by_service.get(lower.partition(":")[0], ()):
@@ -310,7 +382,13 @@ class _Index:
         for i in self.fallback:
             if i not in ids and self.stmts[i].action_applies(lower):
                 ids.add(i)
-        result = tuple(self.stmts[i] for i in sorted(ids))
+        return tuple(self.stmts[i] for i in sorted(ids))
+
+    def plan(self, action: str) -> _Plan:
+        found = self.memo.get(action)
+        if found is not None:
+            return found
+        result = _Plan(self.candidates(action))
         if len(self.memo) < _MEMO_LIMIT:
             self.memo[action] = result
         return result
@@ -332,13 +410,19 @@ def _parsed(source: SourcedPolicy, policy_type: PolicyType) -> Policy:
 
 
 def _compile_statements(
-    sources: Sequence[SourcedPolicy], kind: PolicyKind, policy_type: PolicyType
+    sources: Sequence[SourcedPolicy],
+    kind: PolicyKind,
+    policy_type: PolicyType,
+    interned: dict[Any, Any],
+    first_order: int = 0,
 ) -> list[_CStmt]:
     out: list[_CStmt] = []
     for source in sources:
         policy = _parsed(source, policy_type)
         for stmt in policy.statements:
-            out.append(_CStmt(stmt, policy, source.policy_id, kind, len(out)))
+            out.append(
+                _CStmt(stmt, policy, source.policy_id, kind, first_order + len(out), interned)
+            )
     return out
 
 
@@ -358,17 +442,18 @@ class CompiledPolicySet:
         session: Sequence[SourcedPolicy] | None,
     ) -> None:
         self._json = policy_set_to_json(identity, boundary, session)
-        ident = _compile_statements(identity, "identity", PolicyType.IDENTITY)
+        interned: dict[Any, Any] = {}
+        ident = _compile_statements(identity, "identity", PolicyType.IDENTITY, interned)
         self._identity = _Index(ident)
         self._boundary: _Index | None = None
         self._session: _Index | None = None
         count = len(ident)
         if boundary is not None:
-            stmts = _compile_statements(boundary, "boundary", PolicyType.IDENTITY)
+            stmts = _compile_statements(boundary, "boundary", PolicyType.IDENTITY, interned, count)
             self._boundary = _Index(stmts)
             count += len(stmts)
         if session is not None:
-            stmts = _compile_statements(session, "session", PolicyType.IDENTITY)
+            stmts = _compile_statements(session, "session", PolicyType.IDENTITY, interned, count)
             self._session = _Index(stmts)
             count += len(stmts)
         self.statement_count = count
@@ -394,7 +479,7 @@ class CompiledResourcePolicy:
 
     def __init__(self, policy: SourcedPolicy, resource_account: str, kind: PolicyKind) -> None:
         policy_type = PolicyType.TRUST if kind == "trust" else PolicyType.RESOURCE
-        self._index = _Index(_compile_statements([policy], kind, policy_type))
+        self._index = _Index(_compile_statements([policy], kind, policy_type, {}, 1 << 30))
         self.resource_account = resource_account
         self.policy_id = policy.policy_id
         self.kind = kind
@@ -478,20 +563,24 @@ def compile_policy_set_from_json(s: str) -> CompiledPolicySet:
 
 
 class _Scan:
-    """Per-decision scratch: the lazily built context and the missing keys."""
+    """Per-decision scratch: the lazily built context, condition results, missing keys."""
 
-    __slots__ = ("ctx", "missing", "request")
+    __slots__ = ("cond_cache", "ctx", "missing", "request")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.ctx: _Ctx | None = None
         self.missing: list[str] | None = None
+        self.cond_cache: dict[CompiledCondition, bool] | None = None
 
     def context(self) -> _Ctx:
         ctx = self.ctx
         if ctx is None:
             ctx = self.ctx = _Ctx(self.request)
         return ctx
+
+    def var(self, key: str) -> str | None:
+        return self.context().var(key)
 
     def statement_applies(self, s: _CStmt, resource: str) -> bool:
         """Resource and conditions (the action is already known to apply)."""
@@ -500,45 +589,115 @@ class _Scan:
             if mode == _RES_SINGLE:
                 if not s.res_single(resource):
                     return False
-            elif mode == _RES_NEVER or not s.resource_applies(resource, self.context()):
+            elif mode == _RES_NEVER or not s.resource_applies(resource, self.var):
                 return False
         conds = s.conds
         if not conds:
             return True
-        ctx = self.context()
+        ctx = self.ctx
+        if ctx is None:
+            ctx = self.ctx = _Ctx(self.request)
+        cache = self.cond_cache
         ok = True
         for c in conds:
-            if not c.test(ctx):
+            result = cache.get(c) if cache is not None else None
+            if result is None:
+                result = self.condition(c)
+            if not result:
                 ok = False
-                break
-        for key, spelled in s.cond_keys:
-            if not ctx.values(key):
-                if self.missing is None:
-                    self.missing = [spelled]
-                elif spelled not in self.missing:
-                    self.missing.append(spelled)
         return ok
+
+    def condition(self, c: CompiledCondition) -> bool:
+        """Evaluate ``c`` once for this decision, noting its key if the request lacks it
+        (for MissingContextValues)."""
+        ctx = self.ctx
+        if ctx is None:
+            ctx = self.ctx = _Ctx(self.request)
+        result = c.test(ctx)
+        cache = self.cond_cache
+        if cache is None:
+            cache = self.cond_cache = {}
+        cache[c] = result
+        if not ctx.values(c.key, c.spelled_key):
+            if self.missing is None:
+                self.missing = [c.spelled_key]
+            elif c.spelled_key not in self.missing:
+                self.missing.append(c.spelled_key)
+        return result
 
 
 def _scan(
-    stmts: tuple[_CStmt, ...], resource: str, scan: _Scan
+    plan: _Plan, resource: str, scan: _Scan
 ) -> tuple[list[MatchedStatement] | None, list[MatchedStatement] | None]:
+    """The Deny and Allow statements of one kind that match (None for none)."""
+    if plan.empty:
+        return None, None
+    hits: list[_CStmt] = list(plan.always)
+    groups = 1 if hits else 0
+    exact = plan.exact.get(resource) if plan.exact else None
+    if exact:
+        hits.extend(exact)
+        groups += 1
+    if plan.prefix:
+        n = len(hits)
+        for test, st in plan.prefix:
+            if test(resource):
+                hits.append(st)
+        groups += len(hits) > n
+    if plan.general:
+        # Inlined rather than a call per statement: this loop is most of a decision's time.
+        n = len(hits)
+        lookup = scan.var
+        cache = scan.cond_cache
+        for st in plan.general:
+            mode = st.res_mode
+            if mode == _RES_SINGLE:
+                if not st.res_single(resource):
+                    continue
+            elif mode == _RES_GENERAL:
+                if not st.resource_applies(resource, lookup):
+                    continue
+            elif mode == _RES_NEVER:
+                continue
+            conds = st.conds
+            if conds:
+                if cache is None:
+                    cache = scan.cond_cache = {}
+                ok = True
+                for c in conds:
+                    result = cache.get(c)
+                    if result is None:
+                        result = scan.condition(c)
+                    if not result:
+                        ok = False
+                if not ok:
+                    continue
+            hits.append(st)
+        groups += len(hits) > n
+    if not hits:
+        return None, None
+    if groups > 1:
+        hits.sort(key=_ORDER_KEY)
     denies: list[MatchedStatement] | None = None
     allows: list[MatchedStatement] | None = None
-    applies = scan.statement_applies
-    for s in stmts:
-        if not applies(s, resource):
-            continue
-        if s.deny:
+    for st in hits:
+        if st.deny:
             if denies is None:
-                denies = [s.ms]
+                denies = [st.ms]
             else:
-                denies.append(s.ms)
+                denies.append(st.ms)
         elif allows is None:
-            allows = [s.ms]
+            allows = [st.ms]
         else:
-            allows.append(s.ms)
+            allows.append(st.ms)
     return denies, allows
+
+
+def _order_of(st: _CStmt) -> int:
+    return st.order
+
+
+_ORDER_KEY = _order_of
 
 
 def _principal_grant(spec: PrincipalSpec, p: Principal) -> int:
@@ -639,18 +798,96 @@ def evaluate(
 ) -> Decision:
     """Decide ``request``. Never raises: an internal error is an explicit deny."""
     try:
+        if resource_policy is None and request.principal.kind in _IDENTITY_KINDS:
+            return _evaluate_identity(policy_set, request)
         return _evaluate(policy_set, request, resource_policy, trust=False)
     except Exception:
         return _ERROR
 
 
+_IDENTITY_KINDS = frozenset(("user", "role_session", "federated_user"))
+
+
+def _decision(
+    kind: DecisionKind,
+    matched: tuple[MatchedStatement, ...],
+    missing: tuple[str, ...],
+    reason: str,
+) -> Decision:
+    # Decision is a frozen dataclass; its generated __init__ costs a setattr call per field,
+    # a visible share of a decision, so the hot path fills the instance dict directly.
+    decision = object.__new__(Decision)
+    fields = decision.__dict__
+    fields["decision"] = kind
+    fields["matched_statements"] = matched
+    fields["missing_context_values"] = missing
+    fields["deny_reason"] = reason
+    return decision
+
+
+_IMPLICIT: dict[tuple[str, str], Decision] = {}
+
+
 def _implicit(reason: str, action: str, missing: list[str] | None) -> Decision:
-    return Decision(
-        "implicitDeny",
-        (),
-        tuple(missing) if missing else (),
-        f"no {reason} allows the {action} action",
-    )
+    if missing:
+        return _decision(
+            "implicitDeny", (), tuple(missing), f"no {reason} allows the {action} action"
+        )
+    key = (reason, action)
+    found = _IMPLICIT.get(key)
+    if found is None:
+        found = _decision("implicitDeny", (), (), f"no {reason} allows the {action} action")
+        if len(_IMPLICIT) < _MEMO_LIMIT:
+            _IMPLICIT[key] = found
+    return found
+
+
+def _arn_account(resource: str) -> str | None:
+    if resource.startswith("arn:"):
+        parts = resource.split(":", 5)
+        if len(parts) == 6 and parts[4]:
+            return parts[4]
+    return None
+
+
+def _evaluate_identity(policy_set: CompiledPolicySet, request: Request) -> Decision:
+    """The common case: an IAM user or role session, no resource-based policy."""
+    action = request.action
+    resource = request.resource
+    scan = _Scan(request)
+    id_deny, id_allow = _scan(policy_set._identity.plan(action), resource, scan)
+    b_deny = b_allow = s_deny = s_allow = None
+    boundary = policy_set._boundary
+    if boundary is not None:
+        b_deny, b_allow = _scan(boundary.plan(action), resource, scan)
+    session = policy_set._session
+    if session is not None:
+        s_deny, s_allow = _scan(session.plan(action), resource, scan)
+    missing = scan.missing
+    if id_deny or b_deny or s_deny:
+        if id_deny:
+            reason = "identity-based policy"
+        elif b_deny:
+            reason = "permissions boundary"
+        else:
+            reason = "session policy"
+        matched = tuple((id_deny or []) + (b_deny or []) + (s_deny or []))
+        return _decision("explicitDeny", matched, tuple(missing) if missing else (), reason)
+    if not id_allow:
+        return _implicit("identity-based policy", action, missing)
+    if boundary is not None and not b_allow:
+        return _implicit("permissions boundary", action, missing)
+    if session is not None and not s_allow:
+        return _implicit("session policy", action, missing)
+    account = request.resource_account or _arn_account(resource)
+    if account and account != request.principal.account:
+        # Cross-account access also needs the resource's own policy, and there is none.
+        return _implicit("resource-based policy", action, missing)
+    if boundary is None and session is None:
+        matched = tuple(id_allow)
+    else:
+        matched = tuple(id_allow + (b_allow or []) + (s_allow or []))
+    return _decision("allowed", matched, tuple(missing) if missing else (), "")
 
 
 def _evaluate(
@@ -669,13 +906,13 @@ def _evaluate(
 
     id_deny = id_allow = b_deny = b_allow = s_deny = s_allow = None
     if identity_side and kind != "root" and policy_set is not None:
-        id_deny, id_allow = _scan(policy_set._identity.candidates(action), resource, scan)
+        id_deny, id_allow = _scan(policy_set._identity.plan(action), resource, scan)
         boundary = policy_set._boundary
         if boundary is not None:
-            b_deny, b_allow = _scan(boundary.candidates(action), resource, scan)
+            b_deny, b_allow = _scan(boundary.plan(action), resource, scan)
         session = policy_set._session
         if session is not None:
-            s_deny, s_allow = _scan(session.candidates(action), resource, scan)
+            s_deny, s_allow = _scan(session.plan(action), resource, scan)
 
     r_deny: list[MatchedStatement] = []
     r_allow: list[tuple[MatchedStatement, int]] = []
@@ -694,9 +931,8 @@ def _evaluate(
         else:
             reason = "session policy"
         matched = tuple((id_deny or []) + (b_deny or []) + (s_deny or []) + r_deny)
-        return Decision("explicitDeny", matched, missing_t, reason)
+        return _decision("explicitDeny", matched, missing_t, reason)
 
-    resource_kind = "trust" if trust else "resource"
     if kind == "root":
         identity_ok = boundary_ok = session_ok = True
     else:
@@ -732,11 +968,9 @@ def _evaluate(
     if allowed:
         matched_allows = (id_allow or []) + (b_allow or []) + (s_allow or [])
         matched_allows += [ms for ms, _ in r_allow]
-        return Decision("allowed", tuple(matched_allows), missing_t, "")
+        return _decision("allowed", tuple(matched_allows), missing_t, "")
 
-    if kind in ("service", "anonymous"):
-        return _implicit(f"{resource_kind}-based policy", action, missing)
-    if trust and not grants:
+    if kind in ("service", "anonymous") or (trust and not grants):
         return _implicit("resource-based policy", action, missing)
     if not identity_ok:
         return _implicit("identity-based policy", action, missing)

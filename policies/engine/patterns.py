@@ -137,7 +137,18 @@ class Pattern:
     (``None`` otherwise), and ``is_any`` says the pattern is a bare ``*``.
     """
 
-    __slots__ = ("_flags", "_fragments", "is_any", "literal", "source", "static")
+    __slots__ = (
+        "_flags",
+        "_fragments",
+        "_one",
+        "_plain",
+        "_plain_prefix_only",
+        "is_any",
+        "literal",
+        "prefix",
+        "source",
+        "static",
+    )
 
     def __init__(
         self, source: str, *, arn: bool, ignore_case: bool = False, variables: bool = False
@@ -149,10 +160,35 @@ class Pattern:
         self.is_any = tokens == [STAR]
         self.literal: str | None = None
         self._fragments: list[str | Var] = []
+        self._plain: list[str | Var] | None = None
+        self._one: tuple[str, str, str | None, str] | None = None
+        self._plain_prefix_only = False
+        # The literal text before the first wildcard or variable: a cheap first rejection.
+        prefix_parts: list[str] = []
+        for tok in tokens:
+            if not isinstance(tok, str):
+                break
+            prefix_parts.append(tok)
+        self.prefix = "".join(prefix_parts)
         self.static: Callable[[str], bool] | None
         if has_variables(tokens):
             self.static = None
-            self._fragments = _regex_fragments(tokens, arn=arn)
+            wild = [t for t in tokens if t == STAR or t == QMARK]
+            if not wild or (len(wild) == 1 and tokens[-1] == STAR):
+                # Literal text and variables only (perhaps a trailing *): compare strings,
+                # no regex needed.
+                self._plain = [t for t in tokens if isinstance(t, str | Var)]
+                self._plain_prefix_only = bool(wild)
+                parts = self._plain
+                if not ignore_case and sum(isinstance(t, Var) for t in parts) == 1:
+                    i = next(j for j, t in enumerate(parts) if isinstance(t, Var))
+                    before = "".join(str(t) for t in parts[:i])
+                    after = "".join(str(t) for t in parts[i + 1 :])
+                    var = parts[i]
+                    assert isinstance(var, Var)
+                    self._one = (before, var.key, var.default, after)
+            else:
+                self._fragments = _regex_fragments(tokens, arn=arn)
             return
         wild = [t for t in tokens if not isinstance(t, str)]
         if self.is_any:
@@ -174,6 +210,34 @@ class Pattern:
         static = self.static
         if static is not None:
             return static(value)
+        if not value.startswith(self.prefix):
+            return False
+        one = self._one
+        if one is not None:
+            resolved = lookup(one[1]) if lookup is not None else None
+            if resolved is None:
+                resolved = one[2]
+                if resolved is None:
+                    return False
+            expected = one[0] + resolved + one[3]
+            return value.startswith(expected) if self._plain_prefix_only else value == expected
+        plain = self._plain
+        if plain is not None:
+            text: list[str] = []
+            for tok in plain:
+                if isinstance(tok, str):
+                    text.append(tok)
+                    continue
+                resolved = lookup(tok.key) if lookup is not None else None
+                if resolved is None:
+                    resolved = tok.default
+                    if resolved is None:
+                        return False
+                text.append(resolved)
+            joined = "".join(text)
+            if self._flags:
+                value, joined = value.lower(), joined.lower()
+            return value.startswith(joined) if self._plain_prefix_only else value == joined
         parts: list[str] = []
         for frag in self._fragments:
             if isinstance(frag, str):
