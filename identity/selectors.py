@@ -154,7 +154,7 @@ def user_by_name(*, account: Account, user_name: str, for_update: bool = False) 
     root user. ``for_update`` locks the row (inside a transaction)."""
     queryset = User.objects.filter(account=account, is_root=False, name__iexact=user_name)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     user = queryset.select_related("permissions_boundary").first()
     if user is None:
         raise NoSuchEntity(f"The user with name {user_name} cannot be found.")
@@ -165,7 +165,7 @@ def group_by_name(*, account: Account, group_name: str, for_update: bool = False
     """The group named ``group_name`` (case-insensitively), or ``NoSuchEntity``."""
     queryset = Group.objects.filter(account=account, name__iexact=group_name)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     group = queryset.first()
     if group is None:
         raise NoSuchEntity(f"The group with name {group_name} cannot be found.")
@@ -176,7 +176,7 @@ def role_by_name(*, account: Account, role_name: str, for_update: bool = False) 
     """The role named ``role_name`` (case-insensitively), or ``NoSuchEntity``."""
     queryset = Role.objects.filter(account=account, name__iexact=role_name)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     role = queryset.select_related("permissions_boundary").first()
     if role is None:
         raise NoSuchEntity(f"The role with name {role_name} cannot be found.")
@@ -189,7 +189,7 @@ def instance_profile_by_name(
     """The instance profile named ``instance_profile_name``, or ``NoSuchEntity``."""
     queryset = InstanceProfile.objects.filter(account=account, name__iexact=instance_profile_name)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     profile = queryset.select_related("role").first()
     if profile is None:
         raise NoSuchEntity(f"Instance Profile {instance_profile_name} cannot be found.")
@@ -204,7 +204,7 @@ def access_key_by_id(
     if user is not None:
         queryset = queryset.filter(user=user)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     key = queryset.select_related("user").first()
     if key is None:
         raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found")

@@ -167,7 +167,7 @@ def policy_by_arn(*, account: Account, policy_arn: str, for_update: bool = False
     if policy_account not in (account.id, naming.AWS_MANAGED_ACCOUNT):
         queryset = queryset.none()
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = queryset.select_for_update(of=("self",))
     policy = queryset.first()
     if policy is None:
         raise NoSuchEntity(f"Policy {policy_arn} does not exist or is not attachable.")
