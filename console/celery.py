@@ -9,3 +9,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 app = Celery("portcullis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The beat schedule, in one place (seconds).
+app.conf.beat_schedule = {
+    # OpenID Connect providers' discovery documents and signing keys (key rotation).
+    "refresh-oidc-provider-keys": {
+        "task": "identity.refresh_oidc_provider_keys",
+        "schedule": 3600.0,
+    },
+}
