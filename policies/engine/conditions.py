@@ -327,6 +327,8 @@ def _prepare(family: str, value: Any, variables: bool) -> Any:
         return Pattern(to_text(value), arn=False, variables=variables)
     if family == "arn":
         return Pattern(to_text(value), arn=True, variables=variables)
+    if family == "ip":
+        return to_network(value)
     return _CONV[family](value)
 
 

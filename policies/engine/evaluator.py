@@ -972,7 +972,7 @@ def _evaluate(
 
     if kind in ("service", "anonymous") or (trust and not grants):
         return _implicit("resource-based policy", action, missing)
-    if not identity_ok:
+    if not identity_ok and _ROLE not in grants:
         return _implicit("identity-based policy", action, missing)
     if not boundary_ok:
         return _implicit("permissions boundary", action, missing)
