@@ -1,0 +1,39 @@
+"""Sign-in (top-level names, as ``LOGIN_URL`` expects) and "My security credentials"."""
+
+from django.urls import path
+
+from identity import views
+
+# Included without a namespace: ``settings.LOGIN_URL`` is "signin".
+signin_urlpatterns = [
+    path("signin/", views.signin_view, name="signin"),
+    path("signin/root/", views.signin_root_view, name="signin_root"),
+    path("signin/mfa/", views.signin_mfa_view, name="signin_mfa"),
+    path("signin/reauth/", views.reauth_view, name="reauth"),
+    path("signout/", views.signout_view, name="signout"),
+]
+
+app_name = "identity"
+
+# Included under /my/.
+urlpatterns = [
+    path("", views.security_view, name="security"),
+    path("password/", views.change_password_view, name="change_password"),
+    path("mfa/enrol/", views.mfa_enrol_view, name="mfa_enrol"),
+    path("mfa/<int:device_id>/remove/", views.mfa_remove_view, name="mfa_remove"),
+    path("recovery-codes/", views.recovery_codes_view, name="recovery_codes"),
+    path("access-keys/", views.access_keys_view, name="access_keys"),
+    path("access-keys/create/", views.access_key_create_view, name="access_key_create"),
+    path(
+        "access-keys/<str:access_key_id>/status/",
+        views.access_key_status_view,
+        name="access_key_status",
+    ),
+    path(
+        "access-keys/<str:access_key_id>/delete/",
+        views.access_key_delete_view,
+        name="access_key_delete",
+    ),
+    path("sessions/", views.sessions_view, name="sessions"),
+    path("sessions/end/", views.sessions_end_view, name="sessions_end"),
+]
