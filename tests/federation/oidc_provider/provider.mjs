@@ -96,7 +96,8 @@ server.listen(Number(args.port), args.host, () => {
     ],
     jwks: { keys: [signingKey] },
     claims: {
-      openid: ['sub', 'https://aws.amazon.com/tags'],
+      // amr and auth_time are claims of the openid scope, so they reach the ID token.
+      openid: ['sub', 'amr', 'auth_time', 'https://aws.amazon.com/tags'],
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
