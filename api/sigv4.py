@@ -33,6 +33,7 @@ from identity import crypto, naming
 from identity.errors import IAMError
 from identity.models import AccessKey, TemporaryCredential
 from identity.request_context import request_meta
+from identity.sts import hash_session_token
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -377,11 +378,6 @@ def canonical_request(request: HttpRequest, parsed: _Parsed, payload_hash: str) 
 
 
 # --- credentials ------------------------------------------------------------------------------
-
-
-def hash_session_token(token: str) -> str:
-    """How a session token is stored: its SHA-256, so a database dump cannot replay it."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _resolve(parsed: _Parsed, now: datetime) -> tuple[Any, str]:
