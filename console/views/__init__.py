@@ -1,11 +1,16 @@
-"""Console views. Each view names the IAM action it performs; see console.access."""
+"""Console views. Each view names the IAM action it performs; see console.access.
+
+Views parse input, authorize through ``console.access``, call one service (the same functions
+the Query API calls, which write the audit event) and render.
+"""
 
 from __future__ import annotations
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
+
+__all__ = ["healthz"]
 
 
 @require_GET
@@ -14,7 +19,3 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
-
-
-def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/dashboard.html", {})

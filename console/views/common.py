@@ -1,0 +1,46 @@
+"""Small helpers shared by the console views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest
+
+from audit.context import Actor
+from console.access import console_actor
+from identity.errors import IAMError
+
+# Which form field an IAM validation message is about, by the API parameter it names.
+FIELD_HINTS = {
+    "userName": "user_name",
+    "groupName": "group_name",
+    "roleName": "role_name",
+    "policyName": "policy_name",
+    "path": "path",
+    "accountAlias": "account_alias",
+    "tags": "tags",
+    "maxSessionDuration": "max_session_duration",
+    "description": "description",
+}
+
+
+def form_error(form: forms.Form, exc: IAMError, default_field: str | None = None) -> None:
+    """Put a service's IAM error next to the field it concerns (or on the form)."""
+    text = f"{exc.code}: {exc.message}"
+    for hint, field in FIELD_HINTS.items():
+        if f"at '{hint}" in exc.message and field in form.fields:
+            form.add_error(field, text)
+            return
+    if default_field and default_field in form.fields:
+        form.add_error(default_field, text)
+    else:
+        form.add_error(None, text)
+
+
+def actor(request: HttpRequest) -> Actor:
+    return console_actor(request)
+
+
+def account_of(request: HttpRequest) -> Any:
+    return request.user.account  # type: ignore[union-attr]
