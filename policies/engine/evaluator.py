@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .conditions import CompiledCondition
-from .model import Policy, PolicyType, PrincipalSpec, Statement
+from .model import Policy, PolicyType, PrincipalSpec, Statement, build_frozen
 from .parser import parse_policy
 from .patterns import Pattern
 
@@ -252,7 +252,14 @@ class _CStmt:
         interned: dict[Any, Any],
     ) -> None:
         variables = policy.variables_enabled
-        self.ms = MatchedStatement(policy_id, kind, stmt.index, stmt.sid, stmt.effect)
+        self.ms = build_frozen(
+            MatchedStatement,
+            policy_id=policy_id,
+            policy_kind=kind,
+            statement_index=stmt.index,
+            sid=stmt.sid,
+            effect=stmt.effect,
+        )
         self.deny = stmt.effect == "Deny"
         self.order = order
         self.actions = tuple(
@@ -426,6 +433,12 @@ def _compile_statements(
     return out
 
 
+def _tuple_or_none(
+    sources: Sequence[SourcedPolicy] | None,
+) -> tuple[SourcedPolicy, ...] | None:
+    return None if sources is None else tuple(sources)
+
+
 class CompiledPolicySet:
     """A principal's identity policies, permissions boundary and session policies, compiled.
 
@@ -433,7 +446,7 @@ class CompiledPolicySet:
     to share between threads. Build with :func:`compile_policy_set`.
     """
 
-    __slots__ = ("_boundary", "_identity", "_json", "_session", "statement_count")
+    __slots__ = ("_boundary", "_identity", "_session", "_sources", "statement_count")
 
     def __init__(
         self,
@@ -441,7 +454,7 @@ class CompiledPolicySet:
         boundary: Sequence[SourcedPolicy] | None,
         session: Sequence[SourcedPolicy] | None,
     ) -> None:
-        self._json = policy_set_to_json(identity, boundary, session)
+        self._sources = (tuple(identity), _tuple_or_none(boundary), _tuple_or_none(session))
         interned: dict[Any, Any] = {}
         ident = _compile_statements(identity, "identity", PolicyType.IDENTITY, interned)
         self._identity = _Index(ident)
@@ -469,7 +482,7 @@ class CompiledPolicySet:
     def to_json(self) -> str:
         """The sources this set was compiled from; :func:`compile_policy_set_from_json`
         turns it back into an identical set."""
-        return self._json
+        return policy_set_to_json(*self._sources)
 
 
 class CompiledResourcePolicy:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Span = tuple[int, int, int, int]
 Path = tuple[str | int, ...]
 FindingType = Literal["ERROR", "SECURITY_WARNING", "WARNING", "SUGGESTION"]
 ConditionValue = str | int | float | bool
+T = TypeVar("T")
+
+
+def build_frozen(cls: type[T], **fields: Any) -> T:
+    """Make a frozen dataclass instance without its generated ``__init__``, which pays an
+    ``object.__setattr__`` call per field: compiling and deciding create many of these."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
 
 
 class PolicyType(StrEnum):

@@ -29,6 +29,7 @@ from .model import (
     PrincipalSpec,
     Span,
     Statement,
+    build_frozen,
 )
 
 SYNTAX = "Syntax errors in policy."
@@ -73,10 +74,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class _Checker:
-    def __init__(self, doc: Any, policy_type: PolicyType) -> None:
+    def __init__(self, doc: Any, policy_type: PolicyType, *, notes: bool = True) -> None:
         self.doc = doc
         self.policy_type = policy_type
         self.issues: list[Issue] = []
+        # Parsing only needs the errors IAM rejects; warnings and suggestions cost time.
+        self.notes = notes
 
     def error(
         self, code: str, message: str, path: Path, aws: str | None = SYNTAX, on_key: bool = False
@@ -84,7 +87,8 @@ class _Checker:
         self.issues.append(Issue("ERROR", code, message, path, aws, on_key))
 
     def note(self, kind: FindingType, code: str, message: str, path: Path) -> None:
-        self.issues.append(Issue(kind, code, message, path, None))
+        if self.notes:
+            self.issues.append(Issue(kind, code, message, path, None))
 
     def run(self) -> list[Issue]:
         doc = self.doc
@@ -317,9 +321,10 @@ class _Checker:
                     apath,
                 )
             seen[lower] = j
-        self.redundant_wildcards(
-            [a for a in _as_list(value) if isinstance(a, str)], key, path, value
-        )
+        if self.notes:
+            self.redundant_wildcards(
+                [a for a in _as_list(value) if isinstance(a, str)], key, path, value
+            )
         if effect == "Allow" and has_not:
             self.note(
                 "WARNING",
@@ -328,7 +333,12 @@ class _Checker:
                 "of services added later; list the allowed actions instead.",
                 (*path, "NotAction"),
             )
-        if effect == "Allow" and has_action and self.policy_type == PolicyType.IDENTITY:
+        if (
+            self.notes
+            and effect == "Allow"
+            and has_action
+            and self.policy_type == PolicyType.IDENTITY
+        ):
             self.pass_role(stmt, path, value)
 
     def redundant_wildcards(self, actions: list[str], key: str, path: Path, value: Any) -> None:
@@ -508,8 +518,8 @@ def _valid_resource(resource: str) -> bool:
 # ---- building the model -----------------------------------------------------------------
 
 
-def check_document(doc: Any, policy_type: PolicyType) -> list[Issue]:
-    return _Checker(doc, policy_type).run()
+def check_document(doc: Any, policy_type: PolicyType, *, notes: bool = True) -> list[Issue]:
+    return _Checker(doc, policy_type, notes=notes).run()
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -552,7 +562,8 @@ def _build(
                     )
                 )
         statements.append(
-            Statement(
+            build_frozen(
+                Statement,
                 index=index,
                 sid=s.get("Sid") or None,
                 effect=cast(Literal["Allow", "Deny"], s["Effect"]),
@@ -576,15 +587,27 @@ def _build(
     )
 
 
+_INVALID_CHARS = re.compile(r"[^\t\n\r\x20-\xff]")
+
+
 def invalid_characters(text: str) -> list[int]:
     """Offsets of characters IAM does not accept in a policy document (it allows TAB, LF,
     CR and U+0020-U+00FF)."""
-    return [i for i, ch in enumerate(text) if not (ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xFF)]
+    return [m.start() for m in _INVALID_CHARS.finditer(text)]
 
 
-def load(document: str | Mapping[str, Any]) -> tuple[Any, str, Located | None]:
-    """Decode ``document``: (value, text, positions); raises JsonSyntaxError."""
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load(
+    document: str | Mapping[str, Any], *, positions: bool = True
+) -> tuple[Any, str, Located | None]:
+    """Decode ``document``: (value, text, positions); raises JsonSyntaxError/ValueError."""
     if isinstance(document, str):
+        if not positions:
+            # The C decoder is several times faster; NaN and Infinity are not JSON.
+            return json.loads(document, parse_constant=_reject_constant), document, None
         located = parse_located(document)
         return located.value, document, located
     doc = json.loads(json.dumps(document))
@@ -592,18 +615,24 @@ def load(document: str | Mapping[str, Any]) -> tuple[Any, str, Located | None]:
 
 
 def parse_policy(
-    document: str | Mapping[str, Any], *, policy_type: PolicyType = PolicyType.IDENTITY
+    document: str | Mapping[str, Any],
+    *,
+    policy_type: PolicyType = PolicyType.IDENTITY,
+    positions: bool = False,
 ) -> Policy:
-    """Parse a policy strictly: anything IAM rejects raises :class:`PolicyParseError`."""
+    """Parse a policy strictly: anything IAM rejects raises :class:`PolicyParseError`.
+
+    With ``positions=True`` each statement's ``span`` (and a rejection's) is located in the
+    text, at some cost; compiling for decisions does not need it."""
     try:
-        doc, text, located = load(document)
+        doc, text, located = load(document, positions=positions)
     except JsonSyntaxError as exc:
         raise PolicyParseError(SYNTAX, (), (exc.line, exc.column, exc.line, exc.column)) from exc
     except (TypeError, ValueError) as exc:
         raise PolicyParseError(SYNTAX) from exc
     if isinstance(document, str) and invalid_characters(document):
         raise PolicyParseError(SYNTAX)
-    for issue in check_document(doc, policy_type):
+    for issue in check_document(doc, policy_type, notes=False):
         if issue.aws_message is not None:
             span: Span | None = None
             if located is not None:

@@ -48,6 +48,7 @@ VarLookup = Callable[[str], "str | None"]
 _VAR_RE = re.compile(r"\$\{([^}]*)\}")
 _DEFAULT_RE = re.compile(r"^\s*([^,\s][^,]*?)\s*,\s*'([^']*)'\s*$")
 _ESCAPE_VARS = {"*": "*", "?": "?", "$": "$"}
+_WILD_SPLIT = re.compile(r"([*?])")
 
 
 def tokenize(pattern: str, *, wildcards: bool, variables: bool) -> list[Token]:
@@ -59,14 +60,14 @@ def tokenize(pattern: str, *, wildcards: bool, variables: bool) -> list[Token]:
         if not wildcards:
             buf.append(text)
             return
-        for ch in text:
-            if ch == "*" or ch == "?":
+        for piece in _WILD_SPLIT.split(text):
+            if piece == "*" or piece == "?":
                 if buf:
                     tokens.append("".join(buf))
                     buf.clear()
-                tokens.append(STAR if ch == "*" else QMARK)
-            else:
-                buf.append(ch)
+                tokens.append(STAR if piece == "*" else QMARK)
+            elif piece:
+                buf.append(piece)
 
     pos = 0
     if variables:
@@ -155,14 +156,27 @@ class Pattern:
     ) -> None:
         self.source = source
         text = source.lower() if ignore_case else source
-        tokens = tokenize(text, wildcards=True, variables=variables)
         self._flags = re.IGNORECASE if ignore_case else 0
-        self.is_any = tokens == [STAR]
-        self.literal: str | None = None
         self._fragments: list[str | Var] = []
         self._plain: list[str | Var] | None = None
         self._one: tuple[str, str, str | None, str] | None = None
         self._plain_prefix_only = False
+        # Fast paths for the shapes most patterns take: "*", a literal, "prefix*".
+        body = text[:-1] if text.endswith("*") else text
+        if "*" not in body and "?" not in body and not (variables and "${" in body):
+            self.is_any = text == "*"
+            if body is text:
+                self.literal: str | None = text
+                self.prefix = text
+                self.static: Callable[[str], bool] | None = text.__eq__
+            else:
+                self.literal = None
+                self.prefix = body
+                self.static = _always if self.is_any else _startswith(body)
+            return
+        tokens = tokenize(text, wildcards=True, variables=variables)
+        self.is_any = tokens == [STAR]
+        self.literal = None
         # The literal text before the first wildcard or variable: a cheap first rejection.
         prefix_parts: list[str] = []
         for tok in tokens:
@@ -170,7 +184,6 @@ class Pattern:
                 break
             prefix_parts.append(tok)
         self.prefix = "".join(prefix_parts)
-        self.static: Callable[[str], bool] | None
         if has_variables(tokens):
             self.static = None
             wild = [t for t in tokens if t == STAR or t == QMARK]

@@ -52,7 +52,7 @@ def _string_list(request: dict[str, Any], name: str, *, required: bool) -> list[
 
 def _parse(text: str, name: str, policy_type: PolicyType) -> Policy:
     try:
-        return parse_policy(text, policy_type=policy_type)
+        return parse_policy(text, policy_type=policy_type, positions=True)
     except PolicyParseError as exc:
         raise SimulationError("MalformedPolicyDocument", f"{name}: {exc.message}") from exc
 

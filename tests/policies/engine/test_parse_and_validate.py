@@ -126,7 +126,8 @@ def test_it_accepts_the_principal_forms_aws_documents() -> None:
 def test_it_points_a_parse_error_at_its_place() -> None:
     with pytest.raises(PolicyParseError) as caught:
         parse_policy(
-            '{\n  "Statement": {\n    "Effect": "Maybe", "Action": "iam:GetUser", "Resource": "*"}}'
+            '{\n  "Statement": {\n    "Effect": "Maybe", "Action": "iam:GetUser", "Resource": "*"}}',
+            positions=True,
         )
     assert caught.value.path == ("Statement", "Effect")
     assert caught.value.span == (3, 15, 3, 21)
