@@ -104,6 +104,8 @@ class ConsoleSessionMiddleware:
         session = request.session
         moment = signin.now()
 
+        if signin.SESSION_GENERATION_KEY not in session:
+            signin.adopt_session(request, user)
         if session.get(signin.SESSION_GENERATION_KEY) != user.session_generation:
             return _end(request, "SessionRevoked", "Your session has ended. Please sign in again.")
         console_session_id = session.get(signin.CONSOLE_SESSION_KEY)

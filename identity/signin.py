@@ -405,6 +405,31 @@ def _complete(
     request.session[CONSOLE_SESSION_KEY] = console_session.pk
 
 
+def adopt_session(request: HttpRequest, user: User, *, mfa_used: bool = False) -> None:
+    """Start the bookkeeping (generation, timestamps, ``ConsoleSession`` row) for a session
+    that Django's ``login()`` opened outside these steps — federation's OIDC sign-in, or a
+    test's ``force_login`` — so the same timeouts and revocation apply to it."""
+    moment = now()
+    request.session.setdefault(AUTHENTICATED_AT_SESSION_KEY, moment.isoformat())
+    if mfa_used:
+        request.session[MFA_AUTHENTICATED_AT_SESSION_KEY] = moment.isoformat()
+    request.session[SESSION_GENERATION_KEY] = user.session_generation
+    request.session[LAST_SEEN_KEY] = moment.isoformat()
+    if request.session.session_key is None:
+        request.session.save()
+    meta = request_meta(request)
+    row = ConsoleSession.objects.create(
+        user=user,
+        session_key=request.session.session_key,
+        created_at=moment,
+        last_seen_at=moment,
+        source_ip=meta.source_ip,
+        user_agent=meta.user_agent,
+        mfa_authenticated=mfa_used,
+    )
+    request.session[CONSOLE_SESSION_KEY] = row.pk
+
+
 def reauthenticate(request: HttpRequest, *, password: str, code: str = "") -> bool:
     """Step-up: the signed-in user proves the password (and a TOTP code when they have a
     device) again. Failures count towards the lockout like any sign-in failure."""
