@@ -204,7 +204,9 @@ def list_policies(
     """``iam:ListPolicies``: customer-managed (``Local``), AWS-managed (``AWS``) or both
     (``All``), optionally only those attached to something in this account
     (``OnlyAttached``), or used as a permissions policy / boundary (``PolicyUsageFilter``
-    ``PermissionsPolicy`` / ``PermissionsBoundary``)."""
+    ``PermissionsPolicy`` / ``PermissionsBoundary``). Render an AWS-managed policy's counts
+    with ``identity.selectors.policy_usage_in_account``: its stored counters are shared by all
+    accounts."""
     if scope not in (PolicyScope.ALL, PolicyScope.AWS, PolicyScope.LOCAL):
         raise ValidationError(
             f"1 validation error detected: Value '{scope}' at 'scope' failed to satisfy "

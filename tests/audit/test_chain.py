@@ -114,3 +114,25 @@ def test_it_refuses_updates_and_deletes_at_the_database(account, root_actor, sql
         cursor.execute(sql, [event.id])
 
     assert AuditEvent.objects.get(pk=event.id).action == event.action
+
+
+def test_it_redacts_secrets_in_request_parameters_at_any_depth(account, root_actor):
+    from audit.services import record_event
+
+    event = record_event(
+        actor=root_actor,
+        action="iam:CreateLoginProfile",
+        parameters={
+            "UserName": "alice",
+            "Password": "Correct-horse-9",
+            "Nested": {"SecretAccessKey": "abc", "AuthenticationCode1": "123456"},
+        },
+    )
+
+    stored = AuditEvent.objects.get(pk=event.pk).request_parameters
+    assert stored == {
+        "UserName": "alice",
+        "Password": "***",
+        "Nested": {"SecretAccessKey": "***", "AuthenticationCode1": "***"},
+    }
+    assert verify()[0] == 0

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from identity import crypto, services
 from identity.errors import AccessDenied, LimitExceeded, NoSuchEntity, ValidationError
-from identity.models import AccessKey, User
+from identity.models import AccessKey, TemporaryCredential, User
 from policies.models import ChangeEvent
 from tests.conftest import actor_for
 
@@ -232,6 +232,13 @@ def test_it_records_last_use_only_moving_forward(account, root_actor):
 def test_it_re_encrypts_secrets_under_the_newest_key(account, root_actor, settings):
     services.create_user(account=account, user_name="alice", actor=root_actor)
     created = services.create_access_key(account=account, user_name="alice", actor=root_actor)
+    session = TemporaryCredential.objects.create(
+        access_key_id="ASIAEXAMPLEEXAMPLE01",
+        account=account,
+        secret_encrypted=crypto.encrypt("temporary-secret"),
+        session_token_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     old_keys = list(settings.ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode("ascii")
     settings.ENCRYPTION_KEYS = [new_key, *old_keys]
@@ -243,4 +250,6 @@ def test_it_re_encrypts_secrets_under_the_newest_key(account, root_actor, settin
     assert Fernet(new_key.encode()).decrypt(stored.encode()).decode() == created.secret_access_key
     settings.ENCRYPTION_KEYS = [new_key]
     assert crypto.decrypt_text(stored) == created.secret_access_key
+    session.refresh_from_db()
+    assert crypto.decrypt_text(session.secret_encrypted) == "temporary-secret"
     assert AuditEvent.objects.filter(action="portcullis:RotateEncryptionKeys").exists()
