@@ -217,8 +217,10 @@ def _audit(call: Call, params: dict[str, Any], *, error: IAMError | None) -> Non
 
 def _console_resolver() -> URLResolver:
     """The project's URL map without the API's own root pattern."""
+    from api import urls as api_urls
+
     root = get_resolver()
-    patterns = [p for p in root.url_patterns if getattr(p, "urlconf_name", None) != "api.urls"]
+    patterns = [p for p in root.url_patterns if getattr(p, "urlconf_module", None) is not api_urls]
     return URLResolver(RegexPattern(r"^/"), patterns)
 
 
