@@ -100,6 +100,10 @@ class ConsoleSessionMiddleware:
             return redirect_to_login(request.get_full_path(), reverse("signin"))
         if request.path.startswith("/static/") or _is_api_request(request):
             return None
+        if getattr(request.user, "is_federated", False):
+            # A federated role session has no User: identity.federation_views'
+            # FederatedSessionMiddleware enforces its expiry and idle timeout.
+            return None
         user: User = request.user  # type: ignore[assignment]
         session = request.session
         moment = signin.now()
