@@ -81,7 +81,7 @@ class TestProvider:
     process: subprocess.Popen[bytes] = field(repr=False)
 
     def discovery(self) -> dict[str, Any]:
-        with urllib.request.urlopen(  # noqa: S310 - loopback test provider
+        with urllib.request.urlopen(
             f"{self.issuer}/.well-known/openid-configuration", timeout=5
         ) as response:
             return json.loads(response.read())
@@ -159,7 +159,7 @@ class TestProvider:
         self, endpoints: dict[str, Any], client_id: str, secret: str, code: str, verifier: str
     ) -> str:
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-        request = urllib.request.Request(  # noqa: S310 - loopback test provider
+        request = urllib.request.Request(
             endpoints["token_endpoint"],
             data=urllib.parse.urlencode(
                 {
@@ -171,7 +171,7 @@ class TestProvider:
             ).encode(),
             headers={"Authorization": f"Basic {basic}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())["id_token"]
 
 
@@ -253,7 +253,7 @@ def rogue_issuer() -> Iterator[RogueIssuer]:
     state: dict[str, RogueIssuer] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             rogue = state["rogue"]
             rogue.fetches.append(self.path)
             if self.path == "/.well-known/openid-configuration":
