@@ -54,8 +54,16 @@ class Page(NamedTuple, Generic[T]):
 # --- pagination --------------------------------------------------------------------------
 
 
-def validate_max_items(max_items: int) -> int:
-    """``MaxItems`` must be 1–1000 (IAM API Reference, e.g. ListUsers)."""
+def validate_max_items(max_items: int | str) -> int:
+    """``MaxItems`` must be 1–1000 (IAM API Reference, e.g. ListUsers). A numeric string, as
+    the Query API receives it, is accepted."""
+    try:
+        max_items = int(max_items)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy "
+            "constraint: Member must be an integer"
+        ) from exc
     if max_items < 1:
         raise ValidationError(
             f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy "
@@ -94,7 +102,7 @@ def paginate(
 ) -> Page[M]:
     """Keyset pagination over ``queryset`` ordered by ``lower(sort_field)`` then primary key
     (by primary key alone when ``sort_field`` is None)."""
-    validate_max_items(max_items)
+    max_items = validate_max_items(max_items)
     if sort_field is not None:
         queryset = queryset.annotate(_sort=Lower(sort_field)).order_by("_sort", "pk")
     else:
@@ -127,7 +135,7 @@ def paginate(
 def paginate_list(items: Sequence[T], *, marker: str | None, max_items: int) -> Page[T]:
     """Offset pagination of an already-built, stably ordered list (small lists: inline policy
     names, an entity's attached policies, a policy's versions)."""
-    validate_max_items(max_items)
+    max_items = validate_max_items(max_items)
     start = 0
     if marker:
         offset = _decode_marker(marker).get("o")

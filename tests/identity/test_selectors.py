@@ -265,3 +265,14 @@ def test_it_details_the_accounts_authorization(account, root_actor):
     only_groups = selectors.get_account_authorization_details(account=account, filters=["Group"])
     assert only_groups["UserDetailList"] == []
     assert [g["GroupName"] for g in only_groups["GroupDetailList"]] == ["devs"]
+
+
+def test_it_accepts_max_items_as_the_query_api_sends_it(account, root_actor):
+    for name in ["a", "b", "c"]:
+        services.create_user(account=account, user_name=name, actor=root_actor)
+
+    page = selectors.list_users(account=account, max_items="2")
+
+    assert ([u.name for u in page.items], page.is_truncated) == (["a", "b"], True)
+    with pytest.raises(ValidationError):
+        selectors.list_users(account=account, max_items="many")
