@@ -3,11 +3,14 @@
 from django.urls import include, path
 
 from console import views
+from identity import federation_urls
 from identity import urls as identity_urls
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", include(identity_urls.signin_urlpatterns)),
+    path("", include(federation_urls.signin_urlpatterns)),
+    path("identity-providers/", include("identity.federation_urls")),
     path("my/", include("identity.urls")),
     # SigV4-signed requests to / are the IAM/STS Query API; everything else falls through.
     path("", include("api.urls")),
