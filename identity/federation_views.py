@@ -182,7 +182,7 @@ def signin_oidc_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-signin_oidc_view.console_action = DeclaredAction("signin:ConsoleLogin")  # type: ignore[attr-defined]
+signin_oidc_view.console_action = DeclaredAction("signin:ConsoleLogin", None)  # type: ignore[attr-defined]
 
 
 @never_cache
@@ -212,7 +212,7 @@ def signin_oidc_start_view(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(url)
 
 
-signin_oidc_start_view.console_action = DeclaredAction("signin:ConsoleLogin")  # type: ignore[attr-defined]
+signin_oidc_start_view.console_action = DeclaredAction("signin:ConsoleLogin", None)  # type: ignore[attr-defined]
 
 
 def _refuse(
@@ -310,7 +310,7 @@ def signin_oidc_callback_view(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("signin_oidc_roles"))
 
 
-signin_oidc_callback_view.console_action = DeclaredAction("signin:ConsoleLogin")  # type: ignore[attr-defined]
+signin_oidc_callback_view.console_action = DeclaredAction("signin:ConsoleLogin", None)  # type: ignore[attr-defined]
 
 
 def _pending_identity(request: HttpRequest) -> federation.WebIdentity | None:
@@ -367,7 +367,7 @@ def signin_oidc_roles_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-signin_oidc_roles_view.console_action = DeclaredAction("sts:AssumeRoleWithWebIdentity")  # type: ignore[attr-defined]
+signin_oidc_roles_view.console_action = DeclaredAction("sts:AssumeRoleWithWebIdentity", None)  # type: ignore[attr-defined]
 
 
 # --- The providers' console pages --------------------------------------------------------------
