@@ -47,6 +47,18 @@ def mfa_authenticated_at(request: HttpRequest) -> datetime | None:
 def actor_from_request(request: HttpRequest) -> Actor:
     """The signed-in console user as an ``Actor`` (sign-in guarantees one is signed in)."""
     user = request.user
+    credential = getattr(user, "credential", None)
+    if getattr(user, "is_federated", False) and credential is not None:
+        # A console signed in through an OIDC provider: the role session is the principal
+        # (identity.federation_views.FederatedConsoleUser); its MFA facts are the session's.
+        return Actor(
+            arn=user.arn,  # type: ignore[union-attr]
+            account_id=credential.account_id,
+            kind="role_session",
+            session=credential,
+            access_key_id=credential.access_key_id,
+            meta=request_meta(request),
+        )
     return Actor(
         arn=user.arn,  # type: ignore[union-attr]
         account_id=user.account_id,  # type: ignore[union-attr]
