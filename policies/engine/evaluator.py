@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from .conditions import CompiledCondition
@@ -578,13 +579,14 @@ def compile_policy_set_from_json(s: str) -> CompiledPolicySet:
 class _Scan:
     """Per-decision scratch: the lazily built context, condition results, missing keys."""
 
-    __slots__ = ("cond_cache", "ctx", "missing", "request")
+    __slots__ = ("cond_cache", "ctx", "missing", "request", "var_cache")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.ctx: _Ctx | None = None
         self.missing: list[str] | None = None
         self.cond_cache: dict[CompiledCondition, bool] | None = None
+        self.var_cache: dict[str, str | None] | None = None
 
     def context(self) -> _Ctx:
         ctx = self.ctx
@@ -593,7 +595,13 @@ class _Scan:
         return ctx
 
     def var(self, key: str) -> str | None:
-        return self.context().var(key)
+        cache = self.var_cache
+        if cache is None:
+            cache = self.var_cache = {}
+        elif key in cache:
+            return cache[key]
+        value = cache[key] = self.context().var(key)
+        return value
 
     def statement_applies(self, s: _CStmt, resource: str) -> bool:
         """Resource and conditions (the action is already known to apply)."""
@@ -668,7 +676,13 @@ def _scan(
                 if not st.res_single(resource):
                     continue
             elif mode == _RES_GENERAL:
-                if not st.resource_applies(resource, lookup):
+                hit = False
+                for pattern in st.res_patterns:
+                    static = pattern.static
+                    if static(resource) if static is not None else pattern.match(resource, lookup):
+                        hit = True
+                        break
+                if hit == st.not_resource:
                     continue
             elif mode == _RES_NEVER:
                 continue
@@ -706,11 +720,7 @@ def _scan(
     return denies, allows
 
 
-def _order_of(st: _CStmt) -> int:
-    return st.order
-
-
-_ORDER_KEY = _order_of
+_ORDER_KEY = attrgetter("order")
 
 
 def _principal_grant(spec: PrincipalSpec, p: Principal) -> int:

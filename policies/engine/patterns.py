@@ -186,7 +186,7 @@ class Pattern:
         self.prefix = "".join(prefix_parts)
         if has_variables(tokens):
             self.static = None
-            wild = [t for t in tokens if t == STAR or t == QMARK]
+            wild = [t for t in tokens if t in (STAR, QMARK)]
             if not wild or (len(wild) == 1 and tokens[-1] == STAR):
                 # Literal text and variables only (perhaps a trailing *): compare strings,
                 # no regex needed.

@@ -473,7 +473,8 @@ def test_it_round_trips_a_policy_set_through_json_exactly() -> None:
     text = policy_set_to_json(identity, None, [])
     rebuilt = compile_policy_set_from_json(text)
     assert rebuilt.to_json() == text
-    assert rebuilt.has_session_policy and not rebuilt.has_boundary
+    assert rebuilt.has_session_policy
+    assert not rebuilt.has_boundary
     request = Request(principal=ALICE, action="iam:GetUser", resource="*")
     assert evaluate(rebuilt, request) == evaluate(
         compile_policy_set(identity=identity, session=[]), request

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 -- policy documents and cases read best as one literal per line.
 """Parsing with IAM's MalformedPolicyDocument messages, and validation findings with spans."""
 
 from __future__ import annotations

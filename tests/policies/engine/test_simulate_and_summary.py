@@ -1,3 +1,4 @@
+# ruff: noqa: E501 -- policy documents and cases read best as one literal per line.
 """The SimulateCustomPolicy function and command, the policy summary and context keys."""
 
 from __future__ import annotations
