@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from .catalog import ACTIONS
@@ -292,6 +293,10 @@ def measure(
     }
 
 
+def _cedar_decide(cedarpy: Any, policies: Any, entities: Any, request: dict[str, Any]) -> object:
+    return cedarpy.is_authorized(request, policies, entities)
+
+
 def _line(engine: str, size: int, stats: dict[str, float]) -> str:
     return (
         f"{engine:<10} {size:>5} statements: p50 {stats['p50_us']} us, "
@@ -315,9 +320,7 @@ def run(quick: bool, seed: int, out: Callable[[str], None]) -> dict[str, Any]:
         ]
         policy_set = compile_policy_set(identity=sources)
         ours = [Request(_principal(u), a, r, c) for u, a, r, c in requests]
-        stats = measure(
-            lambda req, ps=policy_set: evaluate(ps, req), ours, batch=20, rounds=int(15000 * scale)
-        )
+        stats = measure(partial(evaluate, policy_set), ours, batch=20, rounds=int(15000 * scale))
         result["portcullis"][str(size)] = stats
         out(_line("portcullis", size, stats))
 
@@ -359,7 +362,7 @@ def run(quick: bool, seed: int, out: Callable[[str], None]) -> dict[str, Any]:
             out(f"cedarpy diagnostics: {check.diagnostics.errors[:1]}")
         cedar_rounds = max(20, int({10: 3000, 100: 1500, 1000: 200}[size] * scale))
         stats = measure(
-            lambda req, cs=cedar_set, es=entities: cedarpy.is_authorized(req, cs, es),
+            partial(_cedar_decide, cedarpy, cedar_set, entities),
             cedar_requests,
             batch=5,
             rounds=cedar_rounds,

@@ -203,14 +203,14 @@ class Pattern:
             else:
                 self._fragments = _regex_fragments(tokens, arn=arn)
             return
-        wild = [t for t in tokens if not isinstance(t, str)]
+        wild_tokens = [t for t in tokens if not isinstance(t, str)]
         if self.is_any:
             self.static = _always
-        elif not wild:
+        elif not wild_tokens:
             literal = "".join(t for t in tokens if isinstance(t, str))
             self.literal = literal
             self.static = literal.__eq__
-        elif len(wild) == 1 and tokens[-1] == STAR:
+        elif len(wild_tokens) == 1 and tokens[-1] == STAR:
             # A trailing * always ends its ARN segment, so it may cross colons: a prefix test.
             prefix = "".join(t for t in tokens[:-1] if isinstance(t, str))
             self.static = _startswith(prefix)
