@@ -3,22 +3,30 @@
 ``authorize`` builds the request context AWS defines for the acting principal, evaluates the
 principal's compiled policy set and raises ``AccessDenied`` with AWS's message when the answer
 is not an allow. Any error while deciding is a deny (fail closed).
+
+Compiled sets come from the compiled-policy store (``policies.store``: Redis, kept current by
+the propagation tasks) when it holds one it may trust, and are computed from PostgreSQL
+otherwise (no entry, a stale one, one older than an unpropagated change, Redis unreachable, or
+the embedded default without Redis).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from audit.context import Actor
 from identity.errors import AccessDenied
 from identity.models import Role, TemporaryCredential, User
-from policies import engine
+from policies import engine, propagation, store
 from policies.selectors import PolicySources, session_policy_sources, user_policy_sources
 
 logger = logging.getLogger(__name__)
+
+AWS_MANAGED_PREFIX = "arn:aws:iam::aws:"
 
 
 def principal_for(actor: Actor) -> engine.Principal:
@@ -95,7 +103,42 @@ def global_context(actor: Actor) -> dict[str, Any]:
     return context
 
 
+def _store_key(actor: Actor) -> str | None:
+    """The store entry an actor's set comes from, or None when it must be computed (a session
+    with session policies: those live on the credential, not in the store)."""
+    session: TemporaryCredential | None = actor.session
+    if session is not None:
+        if session.session_policy or session.session_policy_arns:
+            return None
+        if session.role_id is not None:
+            return session.role.unique_id  # type: ignore[union-attr]
+        return session.user.unique_id if session.user is not None else None
+    return actor.user.unique_id if actor.user is not None else None
+
+
+def stored_policy_set(actor: Actor) -> engine.CompiledPolicySet | None:
+    """The actor's set from the store when it holds a trusted one; None otherwise."""
+    if not store.enabled():
+        return None
+    key = _store_key(actor)
+    if key is None:
+        return None
+    try:
+        entry = store.read(unique_id=key)
+    except store.StoreUnavailable:
+        return None
+    if entry is None:
+        return None
+    if entry.policy_set is None:
+        # A tombstone: the principal was deleted. Nothing allows.
+        return engine.compile_policy_set(identity=[])
+    return entry.policy_set
+
+
 def compiled_policy_set(actor: Actor) -> engine.CompiledPolicySet:
+    stored = stored_policy_set(actor)
+    if stored is not None:
+        return stored
     sources = sources_for(actor)
     return engine.compile_policy_set(
         identity=sources.identity, boundary=sources.boundary, session=sources.session
@@ -121,7 +164,13 @@ def decide(
         if context:
             full_context.update(context)
         request = engine.Request(
-            principal=principal, action=action, resource=resource, context=full_context
+            principal=principal,
+            action=action,
+            resource=resource,
+            context=full_context,
+            # AWS-managed policies (arn:aws:iam::aws:policy/...) are readable and attachable in
+            # every account on identity policies alone: they are not another account's resource.
+            resource_account=actor.account_id if resource.startswith(AWS_MANAGED_PREFIX) else None,
         )
         if actor.kind == "root":
             policy_set = engine.compile_policy_set(identity=[])
@@ -161,3 +210,111 @@ def authorize(
     if not decision.allowed:
         raise AccessDenied(engine.access_denied_message(actor.arn, action, resource, decision))
     return decision
+
+
+# --- decisions about a principal named by ARN (the decision API) -----------------------------
+
+ERROR_DECISION = engine.Decision(
+    decision="explicitDeny",
+    matched_statements=(),
+    missing_context_values=(),
+    deny_reason="evaluation error",
+)
+
+
+class UnknownPrincipal(Exception):
+    """No user or role has this ARN (as of the decision's change sequence)."""
+
+
+@dataclass(frozen=True)
+class PrincipalDecision:
+    """A decision for a principal named by ARN, with the change sequence it reflects and
+    where the principal's set came from (``store`` or ``database``). ``error`` is set when the
+    decision could not be made: it is then an explicit deny."""
+
+    decision: engine.Decision
+    sequence: int
+    source: str
+    error: str = ""
+
+
+def _principal_from_facts(facts: Mapping[str, Any]) -> engine.Principal:
+    if facts["kind"] == "root":
+        return engine.Principal(arn=facts["arn"], account=facts["account"], kind="root")
+    if facts["kind"] == "role":
+        # A role is decided as one of its sessions would be (SimulatePrincipalPolicy does the
+        # same for a role ARN).
+        return engine.Principal(
+            arn=facts["arn"],
+            account=facts["account"],
+            kind="role_session",
+            user_id=facts["role_id"],
+            role_arn=facts["arn"],
+            tags=facts.get("tags") or {},
+        )
+    return engine.Principal(
+        arn=facts["arn"],
+        account=facts["account"],
+        kind="user",
+        user_id=facts["user_id"],
+        username=facts["username"],
+        tags=facts.get("tags") or {},
+    )
+
+
+def principal_set(
+    principal_arn: str,
+) -> tuple[Mapping[str, Any], engine.CompiledPolicySet, int, str]:
+    """(facts, compiled set, change sequence, source) of a user, role or root user named by
+    ARN: from the store when it has a trusted entry, else from PostgreSQL. Raises
+    ``UnknownPrincipal``; any other error propagates (the caller denies)."""
+    if store.enabled():
+        try:
+            entry = store.read(arn=principal_arn)
+        except store.StoreUnavailable:
+            entry = None
+        if entry is not None and entry.policy_set is not None:
+            return entry.facts, entry.policy_set, entry.stamp, "store"
+    computed = propagation.compute_from_database(arn=principal_arn)
+    if computed is None:
+        raise UnknownPrincipal(principal_arn)
+    return computed.facts, computed.policy_set, computed.stamp, "database"
+
+
+def decide_for_principal(
+    principal_arn: str,
+    action: str,
+    resource: str,
+    *,
+    context: Mapping[str, Any] | None = None,
+) -> PrincipalDecision:
+    """The decision for ``principal_arn`` doing ``action`` on ``resource``. The global keys a
+    request always has (aws:CurrentTime, aws:EpochTime, aws:PrincipalType; the engine adds the
+    principal's own) come first and ``context`` may override them. Raises ``UnknownPrincipal``;
+    every other failure is an explicit deny carrying ``error``."""
+    try:
+        facts, policy_set, sequence, source = principal_set(principal_arn)
+    except UnknownPrincipal:
+        raise
+    except Exception as exc:
+        logger.exception("no policy set for %s; denying", principal_arn)
+        return PrincipalDecision(ERROR_DECISION, 0, "error", f"{type(exc).__name__}: {exc}")
+    try:
+        principal = _principal_from_facts(facts)
+        now = datetime.now(UTC)
+        full_context: dict[str, Any] = {
+            "aws:CurrentTime": now,
+            "aws:EpochTime": int(now.timestamp()),
+        }
+        if context:
+            full_context.update(context)
+        request = engine.Request(
+            principal=principal, action=action, resource=resource, context=full_context
+        )
+        decision = engine.evaluate(policy_set, request)
+    except Exception as exc:
+        logger.exception("evaluation failed for %s %s on %s", principal_arn, action, resource)
+        return PrincipalDecision(ERROR_DECISION, sequence, source, f"{type(exc).__name__}: {exc}")
+    if decision.deny_reason == "evaluation error":
+        return PrincipalDecision(decision, sequence, source, "the request could not be evaluated")
+    return PrincipalDecision(decision, sequence, source)
