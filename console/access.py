@@ -264,7 +264,11 @@ def access_policy(
     parts = naming.parse_arn(policy_arn)
     if parts and parts["service"] == "iam" and parts["resource"].startswith("policy/"):
         owner = parts["account"]
-        if owner in (account.id, naming.AWS_MANAGED_ACCOUNT):
+        if owner not in (account.id, naming.AWS_MANAGED_ACCOUNT):
+            # Another account's policy is not visible from this console at all.
+            request._portcullis_authorized = True  # type: ignore[attr-defined]
+            raise Http404("No such entity in this account.")
+        else:
             path, _, name = parts["resource"][len("policy") :].rpartition("/")
             policy = ManagedPolicy.objects.filter(
                 account_id=owner, name=name, path=path + "/"

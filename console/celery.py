@@ -12,6 +12,12 @@ app.autodiscover_tasks()
 
 # The beat schedule, in one place (seconds).
 app.conf.beat_schedule = {
+    # Propagation's safety net: re-marks pending changes and takes stranded ones (policies).
+    "sweep-propagation-outbox": {
+        "task": "policies.sweep_outbox",
+        "schedule": 1.0,
+        "options": {"expires": 5.0},
+    },
     # OpenID Connect providers' discovery documents and signing keys (key rotation).
     "refresh-oidc-provider-keys": {
         "task": "identity.refresh_oidc_provider_keys",

@@ -17,7 +17,7 @@ import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -88,7 +88,7 @@ class GeneratedReport:
 def _time(value: datetime | None, missing: str = NA) -> str:
     if value is None:
         return missing
-    return value.astimezone(timezone.UTC).replace(microsecond=0).isoformat()
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _bool(value: bool) -> str:
