@@ -42,7 +42,7 @@ def client(service: str, live_server: Any, keys: Keys, **kwargs: Any) -> Any:
         aws_access_key_id=keys.access_key_id,
         aws_secret_access_key=keys.secret_access_key,
         aws_session_token=keys.session_token,
-        config=NO_RETRIES,
+        config=NO_RETRIES.merge(kwargs.pop("config", Config())),
         **kwargs,
     )
 
