@@ -1,5 +1,6 @@
-"""On PostgreSQL, refuse UPDATE and DELETE on the audit trail at the database itself, so even a
-bug or a stray admin session in the application role cannot rewrite history."""
+"""Refuse UPDATE and DELETE on the audit trail at the database itself (PostgreSQL and the
+embedded SQLite), so even a bug or a stray session in the application role cannot rewrite
+history."""
 
 from django.db import migrations
 
@@ -20,14 +21,32 @@ DROP FUNCTION IF EXISTS audit_event_append_only();
 """
 
 
+SQLITE_FORWARD = [
+    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_auditevent
+    BEGIN SELECT RAISE(ABORT, 'audit_auditevent is append-only'); END;""",
+    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_auditevent
+    BEGIN SELECT RAISE(ABORT, 'audit_auditevent is append-only'); END;""",
+]
+SQLITE_BACKWARD = [
+    "DROP TRIGGER IF EXISTS audit_event_no_update;",
+    "DROP TRIGGER IF EXISTS audit_event_no_delete;",
+]
+
+
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(FORWARD)
+    elif schema_editor.connection.vendor == "sqlite":
+        for statement in SQLITE_FORWARD:
+            schema_editor.execute(statement)
 
 
 def backward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(BACKWARD)
+    elif schema_editor.connection.vendor == "sqlite":
+        for statement in SQLITE_BACKWARD:
+            schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):

@@ -3,6 +3,7 @@ link."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from io import StringIO
 
@@ -24,15 +25,24 @@ def verify() -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+append_only = importlib.import_module("audit.migrations.0002_append_only_trigger")
+
+
 def tamper(sql: str, params: list[object]) -> None:
     """Rewrite history behind the application's back, as an attacker with database access
-    would: on PostgreSQL that first means disabling the append-only trigger."""
+    would: that first means disabling the append-only triggers."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        else:
+            for statement in append_only.SQLITE_BACKWARD:
+                cursor.execute(statement)
         cursor.execute(sql, params)
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+        else:
+            for statement in append_only.SQLITE_FORWARD:
+                cursor.execute(statement)
 
 
 def three_changes(account, actor) -> list[AuditEvent]:
