@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
@@ -460,8 +460,13 @@ def restamp_after_password_change(request: HttpRequest) -> None:
     """A password change ends every other session (``session_generation`` moved on); this
     one stays: record the new generation in it."""
     user = User.objects.get(pk=request.user.pk)
+    # Django ties a session to the password hash: re-tie this one (which cycles its key, so
+    # the ConsoleSession row follows the new key).
+    update_session_auth_hash(request, user)
     request.session[SESSION_GENERATION_KEY] = user.session_generation
-    request.user.session_generation = user.session_generation  # type: ignore[union-attr]
+    session_id = request.session.get(CONSOLE_SESSION_KEY)
+    if session_id:
+        ConsoleSession.objects.filter(pk=session_id).update(session_key=request.session.session_key)
 
 
 def sign_out(request: HttpRequest, *, reason: str = "SignOut") -> None:

@@ -305,11 +305,14 @@ def change_password_view(request: HttpRequest) -> HttpResponse:
     user = _me(request)
     actor = actor_from_request(request)
     policy = passwords.DEFAULT_POLICY if user.is_root else passwords.effective_policy(user.account)
-    if not passwords.may_change_own_password(actor):
-        _authorize(request, "iam:ChangePassword", user.arn)  # raises with AWS's message
     forced = user.password_reset_required or (
         not user.is_root and passwords.password_expired(user, policy)
     )
+    # A forced change is always allowed: the middleware lets the user do nothing else, so
+    # refusing it would be a dead end (AWS's console attaches IAMUserChangePassword for the
+    # same reason when it creates a user with "require password reset").
+    if not forced and not passwords.may_change_own_password(actor):
+        _authorize(request, "iam:ChangePassword", user.arn)  # raises with AWS's message
     if request.method == "POST":
         form = ChangePasswordForm(request.POST, user=user)
         if form.is_valid():
