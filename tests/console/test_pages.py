@@ -38,7 +38,8 @@ def test_it_creates_a_user_with_password_groups_and_policies(admin_client, accou
     assert response.status_code == 302
     bob = User.objects.get(account=account, name="bob")
     assert bob.path == "/eng/"
-    assert bob.has_login_profile and bob.password_reset_required
+    assert bob.has_login_profile
+    assert bob.password_reset_required
     assert list(bob.iam_groups.values_list("name", flat=True)) == ["devs"]
     assert bob.tags == [{"Key": "team", "Value": "platform"}]
     actions = set(
@@ -214,7 +215,8 @@ def test_it_applies_the_hardened_password_preset(admin_client, account):
     policy = account.password_policy
     assert policy.minimum_password_length == 14
     assert policy.password_reuse_prevention == 4
-    assert not policy.require_symbols and policy.max_password_age is None
+    assert not policy.require_symbols
+    assert policy.max_password_age is None
     account.refresh_from_db()
     assert account.require_mfa_for_console
     assert AuditEvent.objects.filter(action="iam:UpdateAccountPasswordPolicy").exists()
