@@ -46,6 +46,8 @@ PUBLIC_PREFIXES: tuple[str, ...] = (
     "/favicon.ico",
     "/federation/",
     "/oidc/",
+    # The Query API's test-double reset endpoint (off unless enabled; see api.testdouble).
+    "/_portcullis/",
 )
 # Reachable while a password change or MFA enrolment is pending.
 ALWAYS_ALLOWED_PREFIXES: tuple[str, ...] = ("/signout/", "/static/")
