@@ -135,14 +135,20 @@ def stored_policy_set(actor: Actor) -> engine.CompiledPolicySet | None:
     return entry.policy_set
 
 
-def compiled_policy_set(actor: Actor) -> engine.CompiledPolicySet:
-    stored = stored_policy_set(actor)
-    if stored is not None:
-        return stored
+def compiled_policy_set_from_database(actor: Actor) -> engine.CompiledPolicySet:
+    """The actor's set compiled from PostgreSQL (the truth), bypassing the store."""
     sources = sources_for(actor)
     return engine.compile_policy_set(
         identity=sources.identity, boundary=sources.boundary, session=sources.session
     )
+
+
+def compiled_policy_set(actor: Actor) -> engine.CompiledPolicySet:
+    """The actor's set: from the store when it holds a trusted one, else from PostgreSQL."""
+    stored = stored_policy_set(actor)
+    if stored is not None:
+        return stored
+    return compiled_policy_set_from_database(actor)
 
 
 def decide(

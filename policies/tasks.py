@@ -1,26 +1,93 @@
-"""Celery tasks of the policies app (propagation lives here; see the propagation issue)."""
+"""Celery tasks of the policies app: propagation of committed changes, and the sweep.
+
+Tasks take ids, call ``policies.propagation`` and are idempotent: a change is claimed with
+``SELECT … FOR UPDATE SKIP LOCKED`` and marked processed by a conditional UPDATE, so a
+redelivered or duplicated message does nothing. ``acks_late`` keeps a message in the broker
+until its task finished, so a killed worker's change is redelivered (and the sweep takes it
+sooner, see ``propagation.STRANDED_AFTER_S``).
+
+Each worker also keeps a heartbeat in Redis (``propagation.status()`` shows its age).
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 1.0
 
 
 @shared_task(
+    bind=True,
     name="policies.propagate_change",
     acks_late=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
+    reject_on_worker_lost=True,
     max_retries=8,
     soft_time_limit=60,
     time_limit=90,
 )
-def propagate_change(change_id: int) -> None:
+def propagate_change(self, change_id: int) -> str:  # type: ignore[no-untyped-def]
     from policies import propagation
 
-    propagation.propagate_change(change_id=change_id)
+    outcome = propagation.propagate_change(change_id=change_id)
+    retry = outcome in (propagation.Outcome.RETRY, propagation.Outcome.UNAVAILABLE)
+    # Out of retries, the row is still pending and the sweep takes it from there.
+    if retry and self.request.retries < self.max_retries:
+        raise self.retry(countdown=propagation.backoff_s(self.request.retries + 1))
+    return outcome
+
+
+@shared_task(
+    name="policies.sweep_outbox",
+    soft_time_limit=30,
+    time_limit=45,
+    ignore_result=True,
+)
+def sweep_outbox() -> int:
+    from policies import propagation
+
+    return propagation.sweep()
 
 
 def enqueue_propagation(*, change_id: int, priority: bool) -> None:
     propagate_change.apply_async(
         args=[change_id], queue="priority" if priority else "celery", retry=False
     )
+
+
+# --- the worker heartbeat ---------------------------------------------------------------------
+
+_stop = threading.Event()
+
+
+def _beat(hostname: str) -> None:
+    from policies import store
+
+    while not _stop.is_set():
+        try:
+            store.heartbeat(hostname=hostname)
+            store.reset_circuit()
+        except Exception as exc:
+            logger.warning("worker heartbeat not written: %s", exc)
+        _stop.wait(HEARTBEAT_INTERVAL_S)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    from policies import store
+
+    if not store.enabled():
+        return
+    hostname = getattr(sender, "hostname", "worker")
+    _stop.clear()
+    threading.Thread(target=_beat, args=(hostname,), name="heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs) -> None:  # type: ignore[no-untyped-def]
+    _stop.set()
