@@ -14,6 +14,9 @@ from identity.bootstrap import create_account
 from identity.models import Account, User
 from policies.builtin import install_builtin_policies
 
+# The real Celery worker fixture (``celery_worker``), shared by every app's tests.
+pytest_plugins = ["tests.worker"]
+
 
 @pytest.fixture
 def builtin_policies(db: None) -> None:
