@@ -620,7 +620,8 @@ def refresh_oidc_provider_keys(*, provider_id: int) -> bool:
 
 def _refresh_rate_limited(provider: OIDCProvider) -> bool:
     """Refresh now unless another refresh of this provider started in the last interval."""
-    if not cache.add(f"oidc-key-refresh:{provider.pk}", 1, timeout=UNKNOWN_KID_REFRESH_INTERVAL_S):
+    key = f"oidc-key-refresh:{provider.pk}:{hashlib.sha256(provider.url.encode()).hexdigest()[:16]}"
+    if not cache.add(key, 1, timeout=UNKNOWN_KID_REFRESH_INTERVAL_S):
         return False
     refreshed = refresh_oidc_provider_keys(provider_id=provider.pk)
     provider.refresh_from_db(

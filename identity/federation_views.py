@@ -185,15 +185,16 @@ def signin_oidc_view(request: HttpRequest) -> HttpResponse:
 signin_oidc_view.console_action = DeclaredAction("signin:ConsoleLogin", None)  # type: ignore[attr-defined]
 
 
+# A link, not a form: the CSP's form-action 'self' would stop a form's redirect to the
+# provider. Starting a flow grants nothing; the state it creates is bound to this session.
 @never_cache
-@csrf_protect
-@require_POST
+@require_GET
 def signin_oidc_start_view(request: HttpRequest) -> HttpResponse:
-    account = _account_from(request.POST.get("account", ""))
+    account = _account_from(request.GET.get("account", ""))
     provider = None
-    if account is not None and request.POST.get("provider", "").isdigit():
+    if account is not None and request.GET.get("provider", "").isdigit():
         provider = (
-            OIDCProvider.objects.filter(account=account, pk=int(request.POST["provider"]))
+            OIDCProvider.objects.filter(account=account, pk=int(request.GET["provider"]))
             .exclude(console_client_id="")
             .first()
         )

@@ -51,6 +51,14 @@ def _loopback_providers(settings: Any) -> None:
     settings.OIDC_ALLOW_LOOPBACK_HTTP = True
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Key-refresh rate limits and spent states live in the cache; each test starts clean.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def _npm_ci() -> None:
     """Install the provider's pinned packages once (npm ci from package-lock.json)."""
     with open(PROVIDER_DIR / ".install.lock", "w") as lock:
