@@ -12,6 +12,8 @@ urlpatterns = [
     path("", include(federation_urls.signin_urlpatterns)),
     path("identity-providers/", include("identity.federation_urls")),
     path("my/", include("identity.urls")),
+    # The decision API for applications (JSON, SigV4-signed) and its OpenAPI document.
+    path("v1/", include("api.decision_urls")),
     # SigV4-signed requests to / are the IAM/STS Query API; everything else falls through.
     path("", include("api.urls")),
     path("", include("console.console_urls")),
