@@ -996,12 +996,9 @@ class IssuedSession:
 
 
 def hash_session_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    from identity import sts
 
-
-def new_session_token() -> str:
-    # Shaped like AWS's (opaque base64); only its SHA-256 is stored.
-    return base64.b64encode(secrets.token_bytes(96)).decode("ascii")
+    return sts.hash_session_token(token)
 
 
 def session_name_for(identity: WebIdentity) -> str:
@@ -1024,17 +1021,14 @@ def _issue_role_session(
     session_policy: str,
     policy_arns: Sequence[str],
 ) -> IssuedSession:
-    """The minimal credential minting this module needs (``ASIA`` key, encrypted secret, hashed
-    token), inside the caller's transaction."""
+    """A role session for a web identity, minted by STS's helper (``ASIA`` key, encrypted
+    secret, hashed token), inside the caller's transaction."""
+    from identity import sts
+
     now = timezone.now()
-    secret = naming.new_secret_access_key()
-    token = new_session_token()
     mfa = identity.provider.mfa_claim_satisfies_mfa and identity.mfa
-    credential = TemporaryCredential.objects.create(
-        access_key_id=naming.new_access_key_id(temporary=True),
+    issued = sts._issue(
         account_id=role.account_id,
-        secret_encrypted=crypto.encrypt(secret),
-        session_token_hash=hash_session_token(token),
         role=role,
         session_name=session_name,
         issued_at=now,
@@ -1050,9 +1044,9 @@ def _issue_role_session(
         federated_provider_arn=identity.provider.arn,
     )
     return IssuedSession(
-        credential=credential,
-        secret_access_key=secret,
-        session_token=token,
+        credential=issued.credential,
+        secret_access_key=issued.secret_access_key,
+        session_token=issued.session_token,
         assumed_role_arn=naming.assumed_role_arn(role.account_id, role.name, session_name),
         assumed_role_id=f"{role.unique_id}:{session_name}",
         identity=identity,
@@ -1166,16 +1160,9 @@ def assume_role_with_web_identity(
             raise ValidationError(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
-        if policy:
-            try:
-                engine.parse_policy(policy, policy_type=engine.PolicyType.IDENTITY)
-            except engine.PolicyParseError as exc:
-                raise ClientError(exc.message) from exc
-            if quotas.policy_size(policy) > quotas.SESSION_POLICY_SIZE:
-                raise ValidationError(
-                    "1 validation error detected: Value at 'policy' failed to satisfy constraint: "
-                    f"Member must have length less than or equal to {quotas.SESSION_POLICY_SIZE}"
-                )
+        from identity import sts
+
+        sts.validate_session_policy(policy or None, policy_arns)
         with transaction.atomic():
             issued = _issue_role_session(
                 identity=identity,
