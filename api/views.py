@@ -254,4 +254,9 @@ def root(request: HttpRequest) -> HttpResponse:
     if handlers_federation.is_unsigned_sts_call(request):
         # AssumeRoleWithWebIdentity is unsigned in AWS: the ID token is the credential.
         return handlers_federation.unsigned_sts(request)
+    if request.method not in ("GET", "HEAD") or "Action" in request.GET:
+        # Any other non-GET, or a GET naming an Action, is an unsigned Query API call (the
+        # rule identity.middleware applies too): AWS's MissingAuthenticationToken, not a
+        # console page.
+        return query_api(request)
     return _console(request)

@@ -171,14 +171,23 @@ def test_it_refuses_root_access_keys_unless_allowed(live_server, api_account, se
     assert error_of(excinfo)[0] == "AccessDenied"
 
 
-def test_it_leaves_unsigned_requests_to_the_console(live_server, admin):
+def test_it_answers_unsigned_calls_with_aws_error_and_leaves_get_to_the_console(live_server, admin):
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(
-            urllib.request.Request(live_server.url + "/", data=b"Action=ListUsers", method="POST")
+            urllib.request.Request(
+                live_server.url + "/",
+                data=b"Action=ListUsers&Version=2010-05-08",
+                method="POST",
+            )
         )
-    # The console's CSRF protection answers, not the Query API.
     assert excinfo.value.code == 403
-    assert "ErrorResponse" not in excinfo.value.read().decode()
+    body = excinfo.value.read().decode()
+    assert "<Code>MissingAuthenticationToken</Code>" in body
+    assert "<Message>Request is missing Authentication Token</Message>" in body
+
+    with urllib.request.urlopen(live_server.url + "/") as response:
+        page = response.read().decode()
+    assert "ErrorResponse" not in page
 
 
 def test_it_updates_access_key_last_used(iam):
