@@ -33,6 +33,7 @@ Deny would have matched, so we report the strongest denial rather than a plain i
 from __future__ import annotations
 
 import json
+from bisect import bisect_right as _bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -68,26 +69,109 @@ class MatchedStatement:
     effect: Literal["Allow", "Deny"]
 
 
-@dataclass(frozen=True)
 class Decision:
     """The outcome of one request and what decided it.
 
     ``matched_statements``: the Allow statements that matched when allowed, the Deny
     statements that matched on an explicit deny, nothing on an implicit deny.
+    ``missing_context_values``: the condition keys a statement needed but the request did
+    not have (AWS's simulator field of that name).
     ``deny_reason``: "" when allowed; the kind of policy holding the Deny ("identity-based
     policy", "permissions boundary", "session policy", "resource-based policy") on an
     explicit deny; AWS's "no identity-based policy allows the <action> action" (or
     boundary, session policy, resource-based policy) on an implicit deny.
+
+    Immutable, compared and hashed by those four fields like the dataclass it replaces.
+    ``evaluate`` decides with as little work as the outcome needs (the first matching Allow
+    is enough to allow) and leaves ``matched_statements`` and ``missing_context_values`` to
+    be worked out on first access, from the compiled set and the request it keeps: so do
+    not change a Request (or its context) after evaluating it if you will read them.
     """
 
-    decision: DecisionKind
-    matched_statements: tuple[MatchedStatement, ...] = ()
-    missing_context_values: tuple[str, ...] = ()
-    deny_reason: str = ""
+    __slots__ = ("_explain", "_kind", "_matched", "_missing", "_reason")
+    __match_args__ = ("decision", "matched_statements", "missing_context_values", "deny_reason")
+
+    _kind: DecisionKind
+    _matched: tuple[MatchedStatement, ...]
+    _missing: tuple[str, ...]
+    _reason: str
+    _explain: tuple[CompiledPolicySet, Request] | None
+
+    def __init__(
+        self,
+        decision: DecisionKind,
+        matched_statements: tuple[MatchedStatement, ...] = (),
+        missing_context_values: tuple[str, ...] = (),
+        deny_reason: str = "",
+    ) -> None:
+        self._kind = decision
+        self._matched = matched_statements
+        self._missing = missing_context_values
+        self._reason = deny_reason
+        self._explain = None
+
+    @property
+    def decision(self) -> DecisionKind:
+        return self._kind
+
+    @property
+    def deny_reason(self) -> str:
+        return self._reason
 
     @property
     def allowed(self) -> bool:
-        return self.decision == "allowed"
+        return self._kind == "allowed"
+
+    @property
+    def matched_statements(self) -> tuple[MatchedStatement, ...]:
+        if self._explain is not None:
+            self._work_out()
+        return self._matched
+
+    @property
+    def missing_context_values(self) -> tuple[str, ...]:
+        if self._explain is not None:
+            self._work_out()
+        return self._missing
+
+    def _work_out(self) -> None:
+        explain = self._explain
+        if explain is None:
+            return
+        # The full scan finds every matching statement and every missing key, in policy
+        # order; it reaches the same outcome (the tests hold both paths to that). Two threads
+        # may both get here: they compute the same values.
+        full = _evaluate_identity(explain[0], explain[1])
+        self._matched = full._matched
+        self._missing = full._missing
+        self._explain = None
+
+    def _fields(self) -> tuple[str, tuple[MatchedStatement, ...], tuple[str, ...], str]:
+        return (
+            self._kind,
+            self.matched_statements,
+            self.missing_context_values,
+            self._reason,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Decision:
+            return NotImplemented
+        assert isinstance(other, Decision)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision(decision={self._kind!r}, matched_statements={self.matched_statements!r}, "
+            f"missing_context_values={self.missing_context_values!r}, "
+            f"deny_reason={self._reason!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Decision, self._fields())
 
 
 @dataclass
@@ -322,12 +406,109 @@ class _CStmt:
         return hit != self.not_resource
 
 
-class _Plan:
-    """The statements of one kind that can apply to one action, pre-sorted by how cheaply
-    each can be decided: always (resource "*", no condition), by exact resource, by a
-    resource prefix, or the general path (other patterns, variables, conditions)."""
+class _AnyOf:
+    """Answers "does any of these statements apply to this resource?" as cheaply as the
+    statements allow, for the fast path, which needs only that answer: unconditional
+    statements by ``*``, by exact resource (a set) and by literal prefix (one bisect in a
+    sorted, prefix-free list), then the rest one by one, unconditional ones first."""
 
-    __slots__ = ("always", "empty", "exact", "general", "prefix")
+    __slots__ = ("always", "exact", "prefixes", "rest")
+
+    def __init__(self, stmts: Sequence[_CStmt]) -> None:
+        always = False
+        exact: set[str] = set()
+        prefixes: set[str] = set()
+        plain: list[_CStmt] = []
+        conditional: list[_CStmt] = []
+        for st in stmts:
+            mode = st.res_mode
+            if mode == _RES_NEVER:
+                continue
+            if st.conds:
+                conditional.append(st)
+            elif mode == _RES_ALWAYS:
+                always = True
+            elif mode == _RES_SINGLE and st.res_patterns[0].literal is not None:
+                exact.add(st.res_patterns[0].literal)
+            elif mode == _RES_SINGLE and st.res_patterns[0].prefix_only:
+                prefixes.add(st.res_patterns[0].prefix)
+            else:
+                plain.append(st)
+        self.always = always
+        self.exact = frozenset(exact)
+        # Keep only prefixes no shorter one covers: in a prefix-free sorted list the one
+        # prefix of a value that can be present is the entry just before the value's place.
+        kept: list[str] = []
+        for prefix in sorted(prefixes):
+            if not kept or not prefix.startswith(kept[-1]):
+                kept.append(prefix)
+        self.prefixes = tuple(kept)
+        self.rest = tuple(plain + conditional)
+
+    def any_applies(self, resource: str, scan: _Scan) -> bool:
+        if self.always or resource in self.exact:
+            return True
+        prefixes = self.prefixes
+        if prefixes:
+            i = _bisect(prefixes, resource)
+            if i and resource.startswith(prefixes[i - 1]):
+                return True
+        for st in self.rest:
+            mode = st.res_mode
+            if mode == _RES_SINGLE:
+                if not st.res_single(resource):
+                    continue
+            elif mode == _RES_GENERAL:
+                hit = False
+                for pattern in st.res_patterns:
+                    static = pattern.static
+                    if (
+                        static(resource)
+                        if static is not None
+                        else pattern.match(resource, scan.var)
+                    ):
+                        hit = True
+                        break
+                if hit == st.not_resource:
+                    continue
+            conds = st.conds
+            if conds:
+                cache = scan.cond_cache
+                if cache is None:
+                    cache = scan.cond_cache = {}
+                ok = True
+                for c in conds:
+                    result = cache.get(c)
+                    if result is None:
+                        result = cache[c] = c.test(scan.context())
+                    if not result:
+                        ok = False
+                        break
+                if not ok:
+                    continue
+            return True
+        return False
+
+
+class _Plan:
+    """The statements of one kind that can apply to one action.
+
+    For the full scan (which reports every match) they are pre-sorted by how cheaply each
+    can be decided: always (resource "*", no condition), by exact resource, by a resource
+    prefix, or the general path (other patterns, variables, conditions). For the fast path
+    the Deny and Allow statements are kept apart, each as an :class:`_AnyOf`.
+    """
+
+    __slots__ = (
+        "allows",
+        "always",
+        "conditional",
+        "denies",
+        "empty",
+        "exact",
+        "general",
+        "prefix",
+    )
 
     def __init__(self, stmts: tuple[_CStmt, ...]) -> None:
         always: list[_CStmt] = []
@@ -352,6 +533,12 @@ class _Plan:
         self.prefix = tuple(prefix)
         self.general = tuple(general)
         self.empty = not (always or exact or prefix or general)
+        # Whether a scan can evaluate a condition, and so report a missing context key.
+        self.conditional = any(st.conds and st.res_mode != _RES_NEVER for st in stmts)
+        denies = [st for st in stmts if st.deny]
+        self.denies = _AnyOf(denies) if denies else None
+        allows = [st for st in stmts if not st.deny]
+        self.allows = _AnyOf(allows) if allows else None
 
 
 class _Index:
@@ -822,7 +1009,7 @@ def evaluate(
     """Decide ``request``. Never raises: an internal error is an explicit deny."""
     try:
         if resource_policy is None and request.principal.kind in _IDENTITY_KINDS:
-            return _evaluate_identity(policy_set, request)
+            return _decide_identity(policy_set, request)
         return _evaluate(policy_set, request, resource_policy, trust=False)
     except Exception:
         return _ERROR
@@ -837,15 +1024,30 @@ def _decision(
     missing: tuple[str, ...],
     reason: str,
 ) -> Decision:
-    # Decision is a frozen dataclass; its generated __init__ costs a setattr call per field,
-    # a visible share of a decision, so the hot path fills the instance dict directly.
-    decision = object.__new__(Decision)
-    fields = decision.__dict__
-    fields["decision"] = kind
-    fields["matched_statements"] = matched
-    fields["missing_context_values"] = missing
-    fields["deny_reason"] = reason
+    # Bypasses Decision.__init__ (a Python call frame, a visible share of a decision).
+    decision = _new_decision(Decision)
+    decision._kind = kind
+    decision._matched = matched
+    decision._missing = missing
+    decision._reason = reason
+    decision._explain = None
     return decision
+
+
+def _lazy(
+    kind: DecisionKind, reason: str, policy_set: CompiledPolicySet, request: Request
+) -> Decision:
+    """A decision whose matched statements and missing keys are worked out on first use."""
+    decision = _new_decision(Decision)
+    decision._kind = kind
+    decision._matched = ()
+    decision._missing = ()
+    decision._reason = reason
+    decision._explain = (policy_set, request)
+    return decision
+
+
+_new_decision = object.__new__
 
 
 _IMPLICIT: dict[tuple[str, str], Decision] = {}
@@ -871,6 +1073,58 @@ def _arn_account(resource: str) -> str | None:
         if len(parts) == 6 and parts[4]:
             return parts[4]
     return None
+
+
+def _decide_identity(policy_set: CompiledPolicySet, request: Request) -> Decision:
+    """The common case, an IAM user or role session with no resource-based policy, decided
+    with the least work: any matching Deny decides, else the first matching Allow of each
+    kind. Same outcome and reason as :func:`_evaluate_identity`, which the returned
+    Decision calls on first access to ``matched_statements`` or
+    ``missing_context_values``."""
+    action = request.action
+    resource = request.resource
+    scan = _Scan(request)
+    ident = policy_set._identity.plan(action)
+    boundary = policy_set._boundary
+    session = policy_set._session
+    bplan = boundary.plan(action) if boundary is not None else None
+    splan = session.plan(action) if session is not None else None
+    denies = ident.denies
+    if denies is not None and denies.any_applies(resource, scan):
+        return _lazy("explicitDeny", "identity-based policy", policy_set, request)
+    if bplan is not None:
+        denies = bplan.denies
+        if denies is not None and denies.any_applies(resource, scan):
+            return _lazy("explicitDeny", "permissions boundary", policy_set, request)
+    if splan is not None:
+        denies = splan.denies
+        if denies is not None and denies.any_applies(resource, scan):
+            return _lazy("explicitDeny", "session policy", policy_set, request)
+    allows = ident.allows
+    if allows is None or not allows.any_applies(resource, scan):
+        reason = "identity-based policy"
+    elif bplan is not None and (
+        bplan.allows is None or not bplan.allows.any_applies(resource, scan)
+    ):
+        reason = "permissions boundary"
+    elif splan is not None and (
+        splan.allows is None or not splan.allows.any_applies(resource, scan)
+    ):
+        reason = "session policy"
+    else:
+        account = request.resource_account or _arn_account(resource)
+        if not account or account == request.principal.account:
+            return _lazy("allowed", "", policy_set, request)
+        # Cross-account access also needs the resource's own policy, and there is none.
+        reason = "resource-based policy"
+    if (
+        ident.conditional
+        or (bplan is not None and bplan.conditional)
+        or (splan is not None and splan.conditional)
+    ):
+        # A condition may have been missing a key: the full scan reports which.
+        return _lazy("implicitDeny", f"no {reason} allows the {action} action", policy_set, request)
+    return _implicit(reason, action, None)
 
 
 def _evaluate_identity(policy_set: CompiledPolicySet, request: Request) -> Decision:

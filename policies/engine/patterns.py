@@ -147,6 +147,7 @@ class Pattern:
         "is_any",
         "literal",
         "prefix",
+        "prefix_only",
         "source",
         "static",
     )
@@ -161,6 +162,9 @@ class Pattern:
         self._plain: list[str | Var] | None = None
         self._one: tuple[str, str, str | None, str] | None = None
         self._plain_prefix_only = False
+        # True when the pattern is exactly "``prefix`` then anything" (no variables), so an
+        # index can find it by its prefix.
+        self.prefix_only = False
         # Fast paths for the shapes most patterns take: "*", a literal, "prefix*".
         body = text[:-1] if text.endswith("*") else text
         if "*" not in body and "?" not in body and not (variables and "${" in body):
@@ -172,6 +176,7 @@ class Pattern:
             else:
                 self.literal = None
                 self.prefix = body
+                self.prefix_only = not self.is_any
                 self.static = _always if self.is_any else _startswith(body)
             return
         tokens = tokenize(text, wildcards=True, variables=variables)
@@ -213,6 +218,8 @@ class Pattern:
         elif len(wild_tokens) == 1 and tokens[-1] == STAR:
             # A trailing * always ends its ARN segment, so it may cross colons: a prefix test.
             prefix = "".join(t for t in tokens[:-1] if isinstance(t, str))
+            self.prefix = prefix
+            self.prefix_only = True
             self.static = _startswith(prefix)
         else:
             source_re = "".join(f for f in _regex_fragments(tokens, arn=arn) if isinstance(f, str))
