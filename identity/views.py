@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import functools
 import io
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.context import Actor
 from identity import crypto, mfa, passwords, signin
 from identity import services as identity_services
 from identity.errors import AccessDenied, IAMError
@@ -82,12 +84,18 @@ def _me(request: HttpRequest) -> User:
     return User.objects.select_related("account").get(pk=request.user.pk)
 
 
+def _actor(request: HttpRequest) -> Actor:
+    """The signed-in user as an Actor, holding the real ``User`` rather than the request's
+    lazy wrapper (policy selectors filter on the user and need the model instance)."""
+    return dataclasses.replace(actor_from_request(request), user=_me(request))
+
+
 def _authorize(request: HttpRequest, action: str, resource: str) -> None:
-    authorize(actor_from_request(request), action, resource)
+    authorize(_actor(request), action, resource)
 
 
 def _can(request: HttpRequest, action: str, resource: str) -> bool:
-    return decide(actor_from_request(request), action, resource).allowed
+    return decide(_actor(request), action, resource).allowed
 
 
 def safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -284,7 +292,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
         "me": user,
         "policy": policy,
         "expires_at": passwords.password_expires_at(user, policy),
-        "can_change_password": passwords.may_change_own_password(actor_from_request(request)),
+        "can_change_password": passwords.may_change_own_password(_actor(request)),
         "can_list_mfa": can_list_mfa,
         "devices": mfa.list_mfa_devices(user=user) if can_list_mfa else [],
         "recovery_remaining": mfa.remaining_recovery_codes(user),
@@ -303,7 +311,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
 @self_service("iam:ChangePassword")
 def change_password_view(request: HttpRequest) -> HttpResponse:
     user = _me(request)
-    actor = actor_from_request(request)
+    actor = _actor(request)
     policy = passwords.DEFAULT_POLICY if user.is_root else passwords.effective_policy(user.account)
     forced = user.password_reset_required or (
         not user.is_root and passwords.password_expired(user, policy)
@@ -400,7 +408,7 @@ def _pending_device(request: HttpRequest) -> MFADevice | None:
 def mfa_enrol_view(request: HttpRequest) -> HttpResponse:
     """Enrol a virtual MFA device: name it, scan the QR code, enter two consecutive codes."""
     user = _me(request)
-    actor = actor_from_request(request)
+    actor = _actor(request)
     forced = _enrolment_is_forced(request, user)
     if not forced:
         _authorize(request, "iam:EnableMFADevice", user.arn)
@@ -479,7 +487,7 @@ def mfa_remove_view(request: HttpRequest, device_id: int) -> HttpResponse:
         raise Http404("No such MFA device.")
     _authorize(request, "iam:DeactivateMFADevice", user.arn)
     _authorize(request, "iam:DeleteVirtualMFADevice", device.serial_number)
-    actor = actor_from_request(request)
+    actor = _actor(request)
     serial = device.serial_number
     mfa.deactivate_mfa_device(
         account=user.account, user_name=user.name, serial_number=serial, actor=actor, user=user
@@ -500,7 +508,7 @@ def recovery_codes_view(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Enrol an MFA device before creating recovery codes.")
         return HttpResponseRedirect(reverse("identity:security"))
     _authorize(request, "iam:EnableMFADevice", user.arn)
-    codes = mfa.generate_recovery_codes(user=user, actor=actor_from_request(request))
+    codes = mfa.generate_recovery_codes(user=user, actor=_actor(request))
     return render(request, "identity/recovery_codes.html", {"codes": codes})
 
 
@@ -522,9 +530,7 @@ def access_key_create_view(request: HttpRequest) -> HttpResponse:
     user = _me(request)
     _authorize(request, "iam:CreateAccessKey", user.arn)
     try:
-        created = identity_services.create_access_key(
-            account=user.account, actor=actor_from_request(request)
-        )
+        created = identity_services.create_access_key(account=user.account, actor=_actor(request))
     except IAMError as exc:
         messages.error(request, exc.message)
         return HttpResponseRedirect(reverse("identity:access_keys"))
@@ -558,7 +564,7 @@ def access_key_status_view(request: HttpRequest, access_key_id: str) -> HttpResp
             account=user.account,
             access_key_id=access_key_id,
             status=status,
-            actor=actor_from_request(request),
+            actor=_actor(request),
         )
     except IAMError as exc:
         messages.error(request, exc.message)
@@ -572,7 +578,7 @@ def access_key_delete_view(request: HttpRequest, access_key_id: str) -> HttpResp
     _authorize(request, "iam:DeleteAccessKey", user.arn)
     try:
         identity_services.delete_access_key(
-            account=user.account, access_key_id=access_key_id, actor=actor_from_request(request)
+            account=user.account, access_key_id=access_key_id, actor=_actor(request)
         )
     except IAMError as exc:
         messages.error(request, exc.message)
@@ -600,7 +606,7 @@ def sessions_view(request: HttpRequest) -> HttpResponse:
 def sessions_end_view(request: HttpRequest) -> HttpResponse:
     """End one of my sessions (``session``) or all the others (``all``)."""
     user = _me(request)
-    actor = actor_from_request(request)
+    actor = _actor(request)
     current_key = request.session.session_key or ""
     if request.POST.get("all"):
         count = signin.end_sessions(user=user, actor=actor, keep_key=current_key)

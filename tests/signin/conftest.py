@@ -76,3 +76,22 @@ def enrol(user: User, actor: Actor | None = None) -> tuple[MFADevice, str]:
         user=user,
     )
     return device, seed
+
+
+SELF_MANAGE_ARN = "arn:aws:iam::aws:policy/PortcullisSelfManageCredentialsWithMFA"
+
+
+@pytest.fixture
+def self_managing_alice(alice: User, account: Account, root_actor: Actor, settings) -> User:
+    """Alice with AWS's "manage your own credentials, MFA first" example policy attached.
+
+    Decisions are read from PostgreSQL here (no propagation worker runs in these tests, so
+    the Redis store never learns of the attachment); propagation has its own tests.
+    """
+    settings.REDIS_URL = ""
+    from policies.services import attach_user_policy
+
+    attach_user_policy(
+        account=account, user_name="alice", policy_arn=SELF_MANAGE_ARN, actor=root_actor
+    )
+    return alice
