@@ -105,6 +105,16 @@ def _trip(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(str(exc))
 
 
+def reset_client() -> None:
+    """Forget the connection (after ``REDIS_URL`` changed, e.g. in a test)."""
+    global _client
+    with _client_lock:
+        _client = None
+        _scripts.clear()
+    reset_circuit()
+    clear_local_cache()
+
+
 def reset_circuit() -> None:
     global _circuit_open_until
     _circuit_open_until = 0.0

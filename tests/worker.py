@@ -189,3 +189,15 @@ def running_worker(celery_worker: Worker) -> Iterator[Worker]:
     celery_worker.start()
     yield celery_worker
     celery_worker.start()
+
+
+@pytest.fixture
+def clean_store(db: None) -> Iterator[None]:
+    """An empty compiled-policy store for this test. Tests that truncate the database leave
+    entries behind whose ARNs a later test's users reuse; production never does that."""
+    from policies import store
+
+    store.reset_client()
+    store.flush_namespace()
+    yield
+    store.reset_client()

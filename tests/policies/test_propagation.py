@@ -21,6 +21,12 @@ from tests.conftest import actor_for
 
 pytestmark = pytest.mark.worker
 
+
+@pytest.fixture(autouse=True)
+def _empty_store(clean_store: None) -> None:
+    """Each test starts with no compiled sets in Redis (see tests.worker.clean_store)."""
+
+
 ALLOW_GET = json.dumps(
     {
         "Version": "2012-10-17",
@@ -250,6 +256,7 @@ def test_it_reports_status_and_rebuilds_from_the_command_line(
 ):
     identity_services.create_user(account=account, user_name="heidi", actor=root_actor)
     wait_for(lambda: propagation.wait_until_propagated(last_change()))
+    wait_for(lambda: store.get_float(f"worker:{running_worker.hostname}"))
 
     call_command("propagation_status")
     out = capsys.readouterr().out

@@ -1,0 +1,274 @@
+"""The decision API for applications: "may principal P do action A on resource R?"
+
+``POST /v1/authorize`` takes one request, ``POST /v1/authorize/batch`` up to 100, as JSON::
+
+    {"principal": "arn:aws:iam::111111111111:user/alice", "action": "s3:GetObject",
+     "resource": "arn:aws:s3:::bucket/key", "context": {"aws:SourceIp": "192.0.2.1"}}
+
+and answers with the engine's decision (``allowed`` / ``explicitDeny`` / ``implicitDeny``), the
+statements that decided it, the context keys a condition needed but did not get, and the change
+sequence the decision reflects (see ``policies.store``). The document at ``/v1/openapi.json``
+describes it (``api.openapi``).
+
+Callers sign with SigV4 (service ``portcullis``, any region) using a Portcullis access key
+(``api.sigv4.verify_request``) and need ``portcullis:Authorize`` on the principal they ask
+about, decided by ``policies.access`` like every other action. A caller without it gets 403 and
+the attempt is audited. Any error on the decision path answers 5xx with an explicit deny and
+the error, never an allow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from api import openapi, sigv4
+from audit.services import record_event
+from identity.errors import IAMError
+from policies import access, engine
+
+logger = logging.getLogger(__name__)
+
+AUTHORIZE_ACTION = "portcullis:Authorize"
+SIGNING_SERVICES = frozenset({"portcullis"})
+MAX_BATCH = 100
+MAX_BODY_BYTES = 256 * 1024
+# Key last-used is a DB write; the decision path records it at most this often per key and
+# process (AWS reports it at hour granularity anyway).
+KEY_USE_INTERVAL_S = 60.0
+
+_key_use_recorded: dict[str, float] = {}
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, code: str = "ValidationError") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({**extra, "error": {"code": code, "message": message}}, status=status)
+
+
+def _json_body(request: HttpRequest) -> Any:
+    if len(request.body) > MAX_BODY_BYTES:
+        raise BadRequest(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    try:
+        return json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+
+
+def _string(item: Mapping[str, Any], name: str, *, default: str | None = None) -> str:
+    value = item.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"'{name}' must be a non-empty string.")
+    if len(value) > 2048:
+        raise BadRequest(f"'{name}' must be at most 2048 characters.")
+    return value
+
+
+def _context(item: Mapping[str, Any]) -> dict[str, Any]:
+    context = item.get("context", {})
+    if not isinstance(context, dict):
+        raise BadRequest("'context' must be an object of condition keys to values.")
+    for key, value in context.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str | int | float | bool) for v in values):
+            raise BadRequest(
+                f"Context key '{key}' must be a string, number, boolean or a list of them."
+            )
+    return context
+
+
+def _parse_request(item: Any) -> tuple[str, str, str, dict[str, Any]]:
+    if not isinstance(item, dict):
+        raise BadRequest("A request must be a JSON object.")
+    principal = _string(item, "principal")
+    action = _string(item, "action")
+    if ":" not in action:
+        raise BadRequest("'action' must be of the form service:Action.")
+    resource = _string(item, "resource", default="*")
+    return principal, action, resource, _context(item)
+
+
+def _statement(m: engine.MatchedStatement) -> dict[str, Any]:
+    return {
+        "policyId": m.policy_id,
+        "policyKind": m.policy_kind,
+        "statementIndex": m.statement_index,
+        "sid": m.sid,
+        "effect": m.effect,
+    }
+
+
+def _result(result: access.PrincipalDecision) -> dict[str, Any]:
+    decision = result.decision
+    body: dict[str, Any] = {
+        "decision": decision.decision,
+        "allowed": decision.allowed,
+        "matchedStatements": [_statement(m) for m in decision.matched_statements],
+        "missingContextValues": list(decision.missing_context_values),
+        "denyReason": decision.deny_reason,
+        "changeSequence": result.sequence,
+        "source": result.source,
+    }
+    if result.error:
+        body["error"] = {"code": "ServiceUnavailable", "message": result.error}
+    return body
+
+
+def _authenticate(request: HttpRequest) -> sigv4.AuthenticatedCaller:
+    caller = sigv4.verify_request(request, services=SIGNING_SERVICES, record_use=False)
+    now = time.monotonic()
+    if now - _key_use_recorded.get(caller.access_key_id, -1e9) >= KEY_USE_INTERVAL_S:
+        _key_use_recorded[caller.access_key_id] = now
+        try:
+            sigv4.record_key_use(
+                caller.credential,
+                service=caller.service,
+                region=caller.region,
+                now=timezone.now(),
+            )
+        except Exception:
+            logger.warning("could not record the use of key %s", caller.access_key_id)
+    return caller
+
+
+def _caller_may_ask(caller: sigv4.AuthenticatedCaller, principal_arn: str) -> str | None:
+    """None when the caller may ask about ``principal_arn``; AWS's AccessDenied text (and an
+    audit event) otherwise."""
+    decision = access.decide(caller.actor, AUTHORIZE_ACTION, principal_arn)
+    if decision.allowed:
+        return None
+    message = engine.access_denied_message(
+        caller.actor.arn, AUTHORIZE_ACTION, principal_arn, decision
+    )
+    record_event(
+        actor=caller.actor,
+        action=AUTHORIZE_ACTION,
+        resource_arn=principal_arn,
+        category="decision",
+        parameters={"Principal": principal_arn},
+        error_code="AccessDenied",
+        error_message=message,
+    )
+    return message
+
+
+def _decide_one(
+    caller: sigv4.AuthenticatedCaller, item: Any, permitted: dict[str, str | None]
+) -> tuple[int, dict[str, Any]]:
+    try:
+        principal, action, resource, context = _parse_request(item)
+    except BadRequest as exc:
+        return 400, {"error": {"code": exc.code, "message": exc.message}}
+    if principal not in permitted:
+        permitted[principal] = _caller_may_ask(caller, principal)
+    denied = permitted[principal]
+    if denied is not None:
+        return 403, {"error": {"code": "AccessDenied", "message": denied}}
+    try:
+        result = access.decide_for_principal(principal, action, resource, context=context)
+    except access.UnknownPrincipal:
+        return 404, {
+            "decision": "implicitDeny",
+            "allowed": False,
+            "error": {
+                "code": "NoSuchEntity",
+                "message": f"The principal {principal} does not exist.",
+            },
+        }
+    return (503 if result.error else 200), _result(result)
+
+
+def _guarded(view: Any) -> Any:
+    """Authenticate, and turn any unexpected error into an explicit 5xx deny."""
+
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        try:
+            caller = _authenticate(request)
+        except IAMError as exc:
+            return _error(exc.http_status, exc.code, exc.message)
+        except Exception:
+            logger.exception("decision API authentication failed")
+            return _error(
+                503,
+                "ServiceUnavailable",
+                "The caller could not be authenticated.",
+                decision="explicitDeny",
+                allowed=False,
+            )
+        try:
+            return view(request, caller)
+        except BadRequest as exc:
+            return _error(400, exc.code, exc.message)
+        except Exception:
+            logger.exception("decision API failed")
+            return _error(
+                500,
+                "InternalFailure",
+                "The request could not be decided.",
+                decision="explicitDeny",
+                allowed=False,
+            )
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+@csrf_exempt
+@require_POST
+@_guarded
+def authorize(request: HttpRequest, caller: sigv4.AuthenticatedCaller) -> HttpResponse:
+    """``POST /v1/authorize``: one decision."""
+    status, body = _decide_one(caller, _json_body(request), {})
+    return JsonResponse(body, status=status)
+
+
+@csrf_exempt
+@require_POST
+@_guarded
+def authorize_batch(request: HttpRequest, caller: sigv4.AuthenticatedCaller) -> HttpResponse:
+    """``POST /v1/authorize/batch``: up to 100 decisions, answered in order; each result has
+    its own ``status`` (200, or the status it would have had alone)."""
+    payload = _json_body(request)
+    requests = payload.get("requests") if isinstance(payload, dict) else None
+    if not isinstance(requests, list) or not requests:
+        raise BadRequest("'requests' must be a non-empty list.")
+    if len(requests) > MAX_BATCH:
+        raise BadRequest(f"'requests' may hold at most {MAX_BATCH} requests.")
+    permitted: dict[str, str | None] = {}
+    results = []
+    for item in requests:
+        status, body = _decide_one(caller, item, permitted)
+        body["status"] = status
+        results.append(body)
+    worst = max((r["status"] for r in results if r["status"] >= 500), default=200)
+    return JsonResponse({"results": results}, status=worst)
+
+
+@require_GET
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    """``GET /v1/openapi.json``: the OpenAPI 3.1 description of this API."""
+    return JsonResponse(openapi.document(request.build_absolute_uri("/")))
+
+
+_PING = b'{"ok":true}'
+
+
+@csrf_exempt
+def ping(request: HttpRequest) -> HttpResponse:
+    """``/v1/ping``: a constant answer, for load balancers' health checks (and the benchmark's
+    ceiling: the same stack with no work)."""
+    return HttpResponse(_PING, content_type="application/json")
