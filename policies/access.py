@@ -129,7 +129,7 @@ def stored_policy_set(actor: Actor) -> engine.CompiledPolicySet | None:
         return None
     if entry is None:
         return None
-    if entry.policy_set is None:
+    if entry.tomb:
         # A tombstone: the principal was deleted. Nothing allows.
         return engine.compile_policy_set(identity=[])
     return entry.policy_set

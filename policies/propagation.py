@@ -645,6 +645,7 @@ def sweep(*, budget_s: float = SWEEP_BUDGET_S, stranded_after_s: float = STRANDE
         ChangeEvent.objects.filter(processed_at__isnull=True).update(processed_at=timezone.now())
         return 0
     started = time.monotonic()
+    _rebuild_if_lost()
     read_at = time.time()
     pending = list(
         ChangeEvent.objects.filter(processed_at__isnull=True)
@@ -673,6 +674,27 @@ def sweep(*, budget_s: float = SWEEP_BUDGET_S, stranded_after_s: float = STRANDE
         elif outcome == Outcome.UNAVAILABLE:
             break
     return processed
+
+
+def _rebuild_if_lost() -> None:
+    """Redis lost its data (flushed, restarted without persistence, replaced): ``built_at`` is
+    gone with everything else, so publish every principal again. Decisions are computed from
+    the database meanwhile."""
+    if store.get_float("built_at") is not None:
+        return
+    if not store.set_value("rebuilding", "1", ex=120, nx=True):
+        return  # another worker is on it
+    try:
+        started = time.time()
+        written, failures = rebuild()
+        store.set_value("built_at", f"{started:.3f}")
+        logger.warning(
+            "compiled-policy store was empty: rebuilt %s entries (%s failed)",
+            written,
+            len(failures),
+        )
+    finally:
+        store.delete_keys("rebuilding")
 
 
 def _in_backoff(ids: list[int]) -> set[int]:

@@ -302,16 +302,19 @@ class StoredSet:
     key: str
     stamp: int
     facts: dict[str, Any]
-    policy_set: engine.CompiledPolicySet | None  # None for a tombstone
+    policy_set: engine.CompiledPolicySet | None  # None for a tombstone or a credential
     tomb: bool
 
 
 class _Compiled:
-    __slots__ = ("facts", "policy_set")
+    __slots__ = ("facts", "policy_set", "tomb")
 
-    def __init__(self, facts: dict[str, Any], policy_set: engine.CompiledPolicySet | None):
+    def __init__(
+        self, facts: dict[str, Any], policy_set: engine.CompiledPolicySet | None, tomb: bool
+    ):
         self.facts = facts
         self.policy_set = policy_set
+        self.tomb = tomb
 
 
 _lru: OrderedDict[str, _Compiled] = OrderedDict()
@@ -375,10 +378,13 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
             return read(unique_id=unique_id, arn=arn)
         facts = json.loads(facts_b) if facts_b else {}
         if tomb_b == b"1":
-            compiled = _Compiled(facts, None)
+            compiled = _Compiled(facts, None, True)
+        elif not body_b:
+            compiled = _Compiled(facts, None, False)  # a credential's entry: facts only
         else:
             # A set that does not compile raises here: the caller denies (fail closed).
-            compiled = _Compiled(facts, engine.compile_policy_set_from_json(body_b.decode()))
+            policy_set = engine.compile_policy_set_from_json(body_b.decode())
+            compiled = _Compiled(facts, policy_set, False)
         _lru_put(digest, compiled)
     _known[key] = digest
     return StoredSet(
@@ -386,7 +392,7 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
         stamp=stamp,
         facts=compiled.facts,
         policy_set=compiled.policy_set,
-        tomb=compiled.policy_set is None,
+        tomb=compiled.tomb,
     )
 
 

@@ -304,3 +304,23 @@ def test_it_serves_its_openapi_document(db):
     assert set(document["paths"]) == {"/v1/authorize", "/v1/authorize/batch", "/v1/openapi.json"}
     request_schema = document["components"]["schemas"]["AuthorizeRequest"]
     assert request_schema["required"] == ["principal", "action"]
+
+
+def test_it_stops_a_deactivated_callers_key_at_once_despite_the_cache(
+    transactional_db, account, root_actor, app_key, alice
+):
+    question = {"principal": ALICE, "action": "s3:GetObject", "resource": "arn:aws:s3:::photos/a"}
+    assert signed_post("/v1/authorize", question, app_key).status_code == 200
+    assert signed_post("/v1/authorize", question, app_key).status_code == 200
+
+    identity_services.update_access_key(
+        account=account,
+        access_key_id=app_key.access_key_id,
+        status="Inactive",
+        user_name="app",
+        actor=root_actor,
+    )
+    response = signed_post("/v1/authorize", question, app_key)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "InvalidClientTokenId"
