@@ -145,6 +145,19 @@ class User(AbstractBaseUser):
         indexes = [
             models.Index(fields=["account", "name"], name="user_account_name"),
             models.Index(fields=["account", "path", "name"], name="user_account_path_name"),
+            # The console's users list pages by keyset on these sorts (console.queries).
+            models.Index(
+                fields=["account", "created_at", "id"],
+                condition=models.Q(is_root=False),
+                name="user_console_created",
+            ),
+            models.Index(
+                models.F("account"),
+                models.F("password_last_used").desc(nulls_last=True),
+                models.F("id").desc(),
+                condition=models.Q(is_root=False),
+                name="user_console_last_signin",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -351,6 +364,14 @@ class MFADevice(ThrottlingMixin, Device):
     class Meta:
         constraints = [
             models.UniqueConstraint("account", Lower("name"), name="mfa_name_unique_per_account_ci")
+        ]
+        # "Has MFA" for the console's users filter and dashboard, answered from the index alone.
+        indexes = [
+            models.Index(
+                fields=["user", "account"],
+                condition=models.Q(enabled_at__isnull=False, user__isnull=False),
+                name="mfa_enabled_user",
+            )
         ]
 
     @property
