@@ -567,6 +567,17 @@ def list_instance_profiles(call: Call) -> dict[str, Any]:
     return page_out(page, "InstanceProfiles", [instance_profile_out(i) for i in page.items])
 
 
+@operation(IAM, "ListInstanceProfileTags", write=False)
+def list_instance_profile_tags(call: Call) -> dict[str, Any]:
+    name = call.params["InstanceProfileName"]
+    profile, arn, ctx = _named(call, InstanceProfile, "instance-profile", name)
+    call.authorize(arn, context=ctx)
+    if profile is None:
+        raise NoSuchEntity(f"Instance Profile {name} cannot be found.")
+    page = selectors.list_tags(profile, **paging(call))
+    return page_out(page, "Tags", page.items)
+
+
 @operation(IAM, "ListInstanceProfilesForRole", write=False)
 def list_instance_profiles_for_role(call: Call) -> dict[str, Any]:
     _, arn, ctx = _named(call, Role, "role", call.params["RoleName"])

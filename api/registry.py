@@ -56,6 +56,9 @@ class Call:
     # The resource the call was authorized on, for its audit event.
     resource_arn: str = ""
     decisions: list[engine.Decision] = field(default_factory=list)
+    # A write operation that ended up changing nothing (its service wrote no event) sets this so
+    # the API layer audits it like a read.
+    audit_read: bool = False
 
     @property
     def actor(self) -> Actor:

@@ -22,7 +22,15 @@ from django.urls.resolvers import RegexPattern
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
-from api import handlers_federation, iam_ops, policy_ops, protocol, sigv4, sts_ops
+from api import (
+    credential_ops,
+    handlers_federation,
+    iam_ops,
+    policy_ops,
+    protocol,
+    sigv4,
+    sts_ops,
+)
 from api.registry import OPERATIONS, Call
 from audit.services import record_event
 from identity.errors import AccessDenied, IAMError
@@ -31,7 +39,7 @@ from identity.models import Account
 logger = logging.getLogger(__name__)
 
 # The handler modules register their operations on import.
-_HANDLER_MODULES = (iam_ops, policy_ops, sts_ops, handlers_federation)
+_HANDLER_MODULES = (iam_ops, policy_ops, credential_ops, sts_ops, handlers_federation)
 
 # AWS's Query API takes requests of a few kilobytes; a megabyte is generous and bounds the work
 # an unauthenticated caller can make us do.
@@ -152,7 +160,7 @@ def query_api(request: HttpRequest) -> HttpResponse:
         )
         call.params = protocol.parse_input(op_model, params)
         result = registered.handler(call)
-        if not registered.write:
+        if not registered.write or call.audit_read:
             _audit(call, params, error=None)
         body = protocol.serialize_response(service, op_model, result, request_id)
         return _xml(body, 200, request_id)

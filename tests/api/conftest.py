@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +105,22 @@ def iam(live_server: Any, admin: Keys) -> Any:
 @pytest.fixture
 def sts(live_server: Any, admin: Keys) -> Any:
     return client("sts", live_server, admin)
+
+
+def totp_step() -> int:
+    """The current RFC 6238 time step (30 s) on the server's clock (the live server runs in
+    this process, so it shares ``identity.passwords.clock``)."""
+    from identity.passwords import clock
+
+    return int(clock.timestamp()) // 30
+
+
+def totp_code(seed_b32: bytes | str, step: int) -> str:
+    """The code an authenticator app shows for ``seed_b32`` at time step ``step``: RFC 6238
+    computed by django-otp's TOTP, independently of the server's verification code."""
+    from django_otp.oath import TOTP
+
+    seed = seed_b32.decode("ascii") if isinstance(seed_b32, bytes) else seed_b32
+    totp = TOTP(base64.b32decode(seed), step=30, digits=6)
+    totp.time = step * 30
+    return f"{totp.token():06d}"
