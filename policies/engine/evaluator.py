@@ -40,7 +40,7 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from .conditions import CompiledCondition
-from .model import Policy, PolicyType, PrincipalSpec, Statement, build_frozen
+from .model import ConditionClause, Policy, PolicyType, PrincipalSpec, Statement, build_frozen
 from .parser import parse_policy
 from .patterns import Pattern
 
@@ -300,20 +300,46 @@ _ROLE = 2  # names the role of this session: limited by boundary and session pol
 _ACCOUNT = 3  # names the principal's account: the account must delegate (identity allow)
 
 
-def _intern(table: dict[Any, Any], key: Any, make: Any) -> Any:
-    try:
-        return table[key]
-    except KeyError:
-        value = table[key] = make()
-        return value
-    except TypeError:  # an unhashable key (cannot happen for parsed documents)
-        return make()
+class _Interned:
+    """Compiled patterns and conditions shared by the statements of one compile, so equal
+    ones are built once and a decision evaluates each condition once however many
+    statements repeat it (MFA conditions, say)."""
+
+    __slots__ = ("actions", "conditions", "resources")
+
+    def __init__(self) -> None:
+        self.actions: dict[str, Pattern] = {}
+        self.resources: dict[tuple[str, bool], Pattern] = {}
+        self.conditions: dict[tuple[Any, ...], CompiledCondition] = {}
+
+    def action(self, source: str) -> Pattern:
+        lower = source.lower()
+        found = self.actions.get(lower)
+        if found is None:
+            found = self.actions[lower] = Pattern(source, arn=False, ignore_case=True)
+        return found
+
+    def resource(self, source: str, variables: bool) -> Pattern:
+        key = (source, variables)
+        found = self.resources.get(key)
+        if found is None:
+            found = self.resources[key] = Pattern(source, arn=True, variables=variables)
+        return found
+
+    def condition(self, clause: ConditionClause, variables: bool, deny: bool) -> CompiledCondition:
+        # Values keyed with their types: 1, 1.0 and true are equal in Python but not to a
+        # condition (StringEquals compares "1" with "1.0"; Numeric rejects a boolean).
+        values = tuple((v.__class__, v) for v in clause.values)
+        key = (clause.operator, clause.key.lower(), values, variables, deny)
+        found = self.conditions.get(key)
+        if found is None:
+            found = self.conditions[key] = CompiledCondition(clause, variables=variables, deny=deny)
+        return found
 
 
 class _CStmt:
     __slots__ = (
         "actions",
-        "cond_keys",
         "conds",
         "deny",
         "ms",
@@ -330,13 +356,12 @@ class _CStmt:
     def __init__(
         self,
         stmt: Statement,
-        policy: Policy,
+        variables: bool,
         policy_id: str,
         kind: PolicyKind,
         order: int,
-        interned: dict[Any, Any],
+        interned: _Interned,
     ) -> None:
-        variables = policy.variables_enabled
         self.ms = build_frozen(
             MatchedStatement,
             policy_id=policy_id,
@@ -345,46 +370,39 @@ class _CStmt:
             sid=stmt.sid,
             effect=stmt.effect,
         )
-        self.deny = stmt.effect == "Deny"
+        deny = self.deny = stmt.effect == "Deny"
         self.order = order
-        self.actions = tuple(
-            _intern(interned, ("a", a.lower()), lambda a=a: Pattern(a, arn=False, ignore_case=True))
-            for a in stmt.actions
-        )
+        action = interned.action
+        self.actions = tuple([action(a) for a in stmt.actions])
         self.not_action = stmt.not_action
-        self.not_resource = stmt.not_resource
+        not_resource = self.not_resource = stmt.not_resource
         self.res_patterns: tuple[Pattern, ...] = ()
         self.res_single: Any = None
-        if stmt.resources is None:
+        resources = stmt.resources
+        if resources is None:
             self.res_mode = _RES_ALWAYS
         else:
-            pats = tuple(
-                _intern(
-                    interned,
-                    ("r", r, variables),
-                    lambda r=r: Pattern(r, arn=True, variables=variables),
-                )
-                for r in stmt.resources
-            )
-            self.res_patterns = pats
-            has_any = any(p.is_any for p in pats)
-            if has_any:
-                self.res_mode = _RES_NEVER if stmt.not_resource else _RES_ALWAYS
-            elif len(pats) == 1 and pats[0].static is not None and not stmt.not_resource:
-                self.res_mode = _RES_SINGLE
-                self.res_single = pats[0].static
+            resource = interned.resource
+            pats = self.res_patterns = tuple([resource(r, variables) for r in resources])
+            first = pats[0]
+            if len(pats) == 1 and first.static is not None and not first.is_any:
+                if not_resource:
+                    self.res_mode = _RES_GENERAL
+                else:
+                    self.res_mode = _RES_SINGLE
+                    self.res_single = first.static
+            elif any(p.is_any for p in pats):
+                self.res_mode = _RES_NEVER if not_resource else _RES_ALWAYS
             else:
                 self.res_mode = _RES_GENERAL
-        # Identical conditions are compiled once per set, so a decision evaluates each one
-        # once however many statements repeat it (MFA conditions, say).
-        self.conds: tuple[CompiledCondition, ...] = tuple(
-            _intern(
-                interned,
-                ("c", c.operator, c.key.lower(), c.values, variables, self.deny),
-                lambda c=c: CompiledCondition(c, variables=variables, deny=self.deny),
+        conditions = stmt.conditions
+        if conditions:
+            condition = interned.condition
+            self.conds: tuple[CompiledCondition, ...] = tuple(
+                [condition(c, variables, deny) for c in conditions]
             )
-            for c in stmt.conditions
-        )
+        else:
+            self.conds = ()
         self.principal: PrincipalSpec | None = stmt.principal
         self.not_principal = stmt.not_principal
 
@@ -608,16 +626,18 @@ def _compile_statements(
     sources: Sequence[SourcedPolicy],
     kind: PolicyKind,
     policy_type: PolicyType,
-    interned: dict[Any, Any],
+    interned: _Interned,
     first_order: int = 0,
 ) -> list[_CStmt]:
     out: list[_CStmt] = []
+    order = first_order
     for source in sources:
         policy = _parsed(source, policy_type)
+        variables = policy.variables_enabled
+        policy_id = source.policy_id
         for stmt in policy.statements:
-            out.append(
-                _CStmt(stmt, policy, source.policy_id, kind, first_order + len(out), interned)
-            )
+            out.append(_CStmt(stmt, variables, policy_id, kind, order, interned))
+            order += 1
     return out
 
 
@@ -643,7 +663,7 @@ class CompiledPolicySet:
         session: Sequence[SourcedPolicy] | None,
     ) -> None:
         self._sources = (tuple(identity), _tuple_or_none(boundary), _tuple_or_none(session))
-        interned: dict[Any, Any] = {}
+        interned = _Interned()
         ident = _compile_statements(identity, "identity", PolicyType.IDENTITY, interned)
         self._identity = _Index(ident)
         self._boundary: _Index | None = None
@@ -680,7 +700,7 @@ class CompiledResourcePolicy:
 
     def __init__(self, policy: SourcedPolicy, resource_account: str, kind: PolicyKind) -> None:
         policy_type = PolicyType.TRUST if kind == "trust" else PolicyType.RESOURCE
-        self._index = _Index(_compile_statements([policy], kind, policy_type, {}, 1 << 30))
+        self._index = _Index(_compile_statements([policy], kind, policy_type, _Interned(), 1 << 30))
         self.resource_account = resource_account
         self.policy_id = policy.policy_id
         self.kind = kind

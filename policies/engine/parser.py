@@ -300,17 +300,18 @@ class _Checker:
                 "Policy statement must contain actions.",
             )
             return
-        seen: dict[str, int] = {}
+        seen: set[str] = set()
         for j, action in enumerate(_as_list(value)):
-            apath = (*path, key, j) if isinstance(value, list) else (*path, key)
             if not isinstance(action, str) or not (action == "*" or _ACTION_RE.match(action)):
                 self.error(
                     "INVALID_ACTION",
                     f"{json.dumps(action)} is not an action: write service:Action, e.g. "
                     "iam:GetUser.",
-                    apath,
+                    (*path, key, j) if isinstance(value, list) else (*path, key),
                     "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
                 )
+                continue
+            if not self.notes:
                 continue
             lower = action.lower()
             if lower in seen:
@@ -318,9 +319,9 @@ class _Checker:
                     "SUGGESTION",
                     "REDUNDANT_ACTION",
                     f"{action} is listed more than once.",
-                    apath,
+                    (*path, key, j) if isinstance(value, list) else (*path, key),
                 )
-            seen[lower] = j
+            seen.add(lower)
         if self.notes:
             self.redundant_wildcards(
                 [a for a in _as_list(value) if isinstance(a, str)], key, path, value
@@ -420,18 +421,19 @@ class _Checker:
             )
             return
         for j, resource in enumerate(_as_list(value)):
+            if isinstance(resource, str) and _valid_resource(resource):
+                continue
             rpath = (*path, key, j) if isinstance(value, list) else (*path, key)
             if not isinstance(resource, str):
                 self.error("INVALID_ARN_RESOURCE", "A resource must be a string.", rpath)
                 continue
-            if not _valid_resource(resource):
-                self.error(
-                    "INVALID_ARN_RESOURCE",
-                    f"{resource} is not a valid resource: use an ARN "
-                    '(arn:partition:service:region:account:resource) or "*".',
-                    rpath,
-                    f'Resource {resource} must be in ARN format or "*".',
-                )
+            self.error(
+                "INVALID_ARN_RESOURCE",
+                f"{resource} is not a valid resource: use an ARN "
+                '(arn:partition:service:region:account:resource) or "*".',
+                rpath,
+                f'Resource {resource} must be in ARN format or "*".',
+            )
         if effect == "Allow" and key == "NotResource":
             self.note(
                 "WARNING",
@@ -523,6 +525,10 @@ def check_document(doc: Any, policy_type: PolicyType, *, notes: bool = True) -> 
 
 
 def _strings(value: Any) -> tuple[str, ...]:
+    if value.__class__ is str:
+        return (value,)
+    if value.__class__ is list and all(v.__class__ is str for v in value):
+        return tuple(value)
     return tuple(str(v) for v in _as_list(value))
 
 
@@ -539,34 +545,46 @@ def _principal(value: Any) -> PrincipalSpec:
     )
 
 
+_Effect = Literal["Allow", "Deny"]
+_ConditionValues = list[ConditionValue]
+
+
 def _build(
     doc: dict[str, Any], policy_type: PolicyType, text: str, located: Located | None
 ) -> Policy:
     raw = doc["Statement"]
-    items = (
-        [(raw, ("Statement",))]
-        if isinstance(raw, dict)
-        else [(s, ("Statement", i)) for i, s in enumerate(raw)]
-    )
+    items = [raw] if isinstance(raw, dict) else raw
     statements: list[Statement] = []
-    for index, (s, path) in enumerate(items):
+    spans = located.spans if located is not None else None
+    for index, s in enumerate(items):
         action_key = "Action" if "Action" in s else "NotAction"
-        resource_key = next((k for k in ("Resource", "NotResource") if k in s), None)
-        principal_key = next((k for k in ("Principal", "NotPrincipal") if k in s), None)
+        if "Resource" in s:
+            resource_key: str | None = "Resource"
+        else:
+            resource_key = "NotResource" if "NotResource" in s else None
+        if "Principal" in s:
+            principal_key: str | None = "Principal"
+        else:
+            principal_key = "NotPrincipal" if "NotPrincipal" in s else None
         conditions: list[ConditionClause] = []
-        for op_name, block in (s.get("Condition") or {}).items():
-            for key, values in block.items():
-                conditions.append(
-                    ConditionClause(
-                        op_name, key, tuple(cast(list[ConditionValue], _as_list(values)))
+        condition = s.get("Condition")
+        if condition:
+            for op_name, block in condition.items():
+                for key, values in block.items():
+                    conditions.append(
+                        ConditionClause(
+                            op_name, key, tuple(cast(_ConditionValues, _as_list(values)))
+                        )
                     )
-                )
+        span = None
+        if spans is not None:
+            span = spans.get(("Statement",) if raw is s else ("Statement", index))
         statements.append(
             build_frozen(
                 Statement,
                 index=index,
                 sid=s.get("Sid") or None,
-                effect=cast(Literal["Allow", "Deny"], s["Effect"]),
+                effect=cast(_Effect, s["Effect"]),
                 actions=_strings(s[action_key]),
                 not_action=action_key == "NotAction",
                 resources=_strings(s[resource_key]) if resource_key else None,
@@ -574,7 +592,7 @@ def _build(
                 principal=_principal(s[principal_key]) if principal_key else None,
                 not_principal=principal_key == "NotPrincipal",
                 conditions=tuple(conditions),
-                span=located.spans.get(path) if located else None,
+                span=span,
             )
         )
     return Policy(

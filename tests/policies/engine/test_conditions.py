@@ -173,6 +173,20 @@ def test_it_ands_operators_and_keys_and_ors_values() -> None:
     assert not decide([policy], "iam:GetUser", "*", {"x:a": "2", "x:b": "3", "x:c": False}).allowed
 
 
+def test_it_keeps_conditions_apart_whose_values_python_thinks_equal() -> None:
+    # 1, 1.0 and true are equal (and hash alike) in Python, yet StringEquals compares the
+    # text "1" with "1.0", and a boolean is no number: equal-looking conditions in one
+    # principal's policies must not be merged.
+    as_int = when("StringEquals", "x:k", 1)
+    as_float = when("StringEquals", "x:k", 1.0)
+    decision = decide([as_int, as_float], "iam:GetUser", "*", {"x:k": "1.0"})
+    assert [m.policy_id for m in decision.matched_statements] == ["p2"]
+    as_bool = when("NumericEquals", "x:n", True)
+    as_number_elsewhere = when("NumericEquals", "x:n", 1).replace("iam:GetUser", "iam:ListUsers")
+    # The boolean is no number, so its Allow fails closed whatever came before it.
+    assert not decide([as_number_elsewhere, as_bool], "iam:GetUser", "*", {"x:n": "1"}).allowed
+
+
 class TestMissingKeys:
     def test_it_does_not_match_a_positive_operator_on_a_missing_key(self) -> None:
         assert not cond("StringEquals", "x:k", "v", {})
