@@ -62,7 +62,7 @@ class Cluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on"
-        self._run(
+        started = self._run(
             "pg_ctl",
             "-D",
             str(self.data),
@@ -74,7 +74,11 @@ class Cluster:
             "-t",
             "60",
             "start",
+            check=False,
         )
+        if started.returncode != 0:
+            log = (self.root / "log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{log}")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
@@ -100,9 +104,14 @@ class Cluster:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        pids = self.pids()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in self.pids()):
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.05)
+        # A killed postmaster nobody reaped stays a zombie whose pid PostgreSQL would take for
+        # a live one: the lock files go, as an operator would remove them after a crash.
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        (self.root / f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
 
     def destroy(self) -> None:
         self.crash()
