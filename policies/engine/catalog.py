@@ -4,7 +4,8 @@ Reference gives each (List, Read, Write, Permissions management, Tagging).
 Used by the console's policy summary and, as ``known_actions``, by validation. The IAM and
 STS names are every operation of the 2010-05-08 IAM and 2011-06-15 STS APIs plus the
 permission-only actions (``iam:PassRole``, ``sts:TagSession``, ...); ``portcullis:Authorize``
-is the decision API's own action.
+is the decision API's own action; the other ``portcullis:*`` names are console actions IAM has
+no operation for (unlocking a user, ending a user's console sessions, account settings).
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ ACTIONS: dict[str, str] = {
     "iam:UploadSigningCertificate": "Write",
     "iam:UploadSSHPublicKey": "Write",
     "portcullis:Authorize": "Read",
+    "portcullis:EnableUser": "Write",
+    "portcullis:EndUserSessions": "Write",
+    "portcullis:SetGroupMFARequirement": "Write",
+    "portcullis:UnlockUser": "Write",
+    "portcullis:UpdateAccountSettings": "Write",
     "sts:AssumeRole": "Write",
     "sts:AssumeRoleWithSAML": "Write",
     "sts:AssumeRoleWithWebIdentity": "Write",
