@@ -181,6 +181,9 @@ class Group(models.Model):
     unique_id = models.CharField(max_length=21, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     members = models.ManyToManyField(User, through="GroupMembership", related_name="iam_groups")
+    # The account's "require MFA for console sign-in", for this group's members only (sign-in
+    # issue): a member without a device is taken to enrolment after the password step.
+    require_mfa_for_console = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
