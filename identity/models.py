@@ -121,6 +121,9 @@ class User(AbstractBaseUser):
     locked_until = models.DateTimeField(null=True, blank=True)
     lockout_exempt = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
+    # When an administrator last re-enabled the user: inactivity (PCI DSS 8.2.6) counts from
+    # here too, so a re-enabled user is not disabled again by the next sweep.
+    active_since = models.DateTimeField(null=True, blank=True)
 
     # Bumped to end every console session of the user (password change, admin action).
     session_generation = models.PositiveIntegerField(default=0)
