@@ -16,6 +16,21 @@ Three parts, each callable from the console, the Query API and tasks alike:
   defines for OIDC federation, and the role session that follows
   (``sts:AssumeRoleWithWebIdentity``, and the console's federated sign-in).
 
+Reaching a provider (discovery document, JWKS, token endpoint) goes through ``_http``, which
+refuses anything but https, resolves the host itself, refuses the request when *any* address
+the name resolves to is private, loopback, link-local or otherwise not public, and then connects
+to exactly the address it checked (so a DNS answer that changes between the check and the
+connection cannot slip an internal address in). A redirect is followed only for a GET, at most
+three times, and each hop is checked the same way; proxies from the environment are not used.
+``OIDC_ALLOW_LOOPBACK_HTTP`` (tests only) allows loopback addresses, over http too.
+
+Thumbprints: IAM validates, stores and returns them, and "no longer uses" them for providers
+whose certificate chains to a well-known CA (IAM User Guide, "Obtain the thumbprint for an
+OpenID Connect identity provider"). Portcullis does the same for every provider: the provider's
+TLS certificate must verify against this machine's trusted CAs (with hostname check), and the
+thumbprint list is kept for IAM compatibility only. A provider with a private CA needs that CA
+in the system trust store (or ``SSL_CERT_FILE``); thumbprints do not stand in for it.
+
 Every rejection is audited with the code and message the caller sees.
 """
 
@@ -24,11 +39,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import re
 import secrets
+import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -118,28 +136,61 @@ ACTION_ASSUME = "sts:AssumeRoleWithWebIdentity"
 # --- Providers ------------------------------------------------------------------------------
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def forbidden_address_kind(address: IPAddress) -> str | None:
+    """Why Portcullis does not connect to ``address`` (None: it may). Everything that is not a
+    public unicast address is refused, so neither a provider URL nor a URL in a provider's
+    discovery document can make Portcullis reach the cloud metadata service or an internal
+    host. Loopback only when ``OIDC_ALLOW_LOOPBACK_HTTP`` is on (the test providers)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None or address.teredo is not None:
+            # IPv4 tunnelled in IPv6 could carry any IPv4 address; no provider needs it.
+            return "tunnelled"
+    if address.is_loopback:
+        return None if settings.OIDC_ALLOW_LOOPBACK_HTTP else "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_private:
+        return "private"
+    if address.is_multicast or address.is_reserved or address.is_unspecified:
+        return "reserved"
+    if not address.is_global:
+        return "non-public"
+    return None
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        # RFC 6761: localhost names always resolve to loopback.
+        return ipaddress.ip_address("127.0.0.1")
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
     except ValueError:
-        return False
+        return None
 
 
 def check_fetchable_url(url: str) -> None:
-    """https, or http to a loopback address when ``OIDC_ALLOW_LOOPBACK_HTTP`` is on (tests)."""
+    """https, and not a literal private, loopback or link-local address; plain http only to a
+    loopback address when ``OIDC_ALLOW_LOOPBACK_HTTP`` is on (tests). Host names are checked
+    when they are resolved, at every fetch (``_guarded_create_connection``)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if (
-        parts.scheme == "http"
-        and parts.hostname
-        and settings.OIDC_ALLOW_LOOPBACK_HTTP
-        and _loopback(parts.hostname)
-    ):
-        return
-    raise InvalidInput(f"Invalid URL {url}: the URL must begin with https://.")
+    host = parts.hostname or ""
+    literal = _literal_address(host) if host else None
+    loopback_allowed = (
+        settings.OIDC_ALLOW_LOOPBACK_HTTP and literal is not None and literal.is_loopback
+    )
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback_allowed)):
+        raise InvalidInput(f"Invalid URL {url}: the URL must begin with https://.")
+    kind = forbidden_address_kind(literal) if literal is not None else None
+    if kind is not None:
+        raise InvalidInput(
+            f"Invalid URL {url}: {host} is a {kind} address; an identity provider must be "
+            "reachable at a public address."
+        )
 
 
 def validate_provider_url(url: str) -> str:
@@ -537,14 +588,102 @@ class FetchError(Exception):
     pass
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead from https to http or to an internal address; providers publish
-    # their endpoints at the URLs their discovery document names.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+class ForbiddenAddress(OSError):
+    """A provider's host name resolves to an address Portcullis does not connect to."""
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+MAX_REDIRECTS = 3
+
+
+def _guarded_create_connection(
+    address: tuple[str, int], timeout: Any = None, source_address: Any = None, *args: Any
+) -> socket.socket:
+    """``socket.create_connection`` that resolves the name once, refuses it when *any* of its
+    addresses is forbidden (an attacker controlling the DNS answer must not get one internal
+    address past the check by listing a public one first), and connects to exactly the
+    addresses it checked."""
+    host, port = address
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"{host} could not be resolved: {exc.strerror}") from exc
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        kind = forbidden_address_kind(ip)
+        if kind is not None:
+            raise ForbiddenAddress(
+                f"{host} resolves to {ip}, a {kind} address; Portcullis does not fetch from "
+                "private, loopback or link-local addresses"
+            )
+    last_error: OSError | None = None
+    for family, socktype, proto, _, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            if timeout is not None and timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise last_error or OSError(f"{host} has no address")
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection  # type: ignore[method-assign,assignment]
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    # TLS still verifies the certificate for the host name (server_hostname is self.host).
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_create_connection  # type: ignore[method-assign,assignment]
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_GuardedHTTPSConnection, req, context=ssl.create_default_context())
+
+
+class _CheckedRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow a GET's redirect only to a URL ``check_fetchable_url`` accepts (no downgrade to
+    http, no literal internal address); the connection guard checks the new host's addresses.
+    A POST (the token endpoint) is never redirected."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if req.get_method() != "GET":
+            return None
+        try:
+            check_fetchable_url(newurl)
+        except InvalidInput as exc:
+            raise FetchError(
+                f"{req.full_url} redirected to {newurl}, which is refused: {exc.message}"
+            ) from exc
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), _GuardedHTTPHandler, _GuardedHTTPSHandler, _CheckedRedirect
+)
 
 
 def _http(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> Any:
@@ -563,8 +702,14 @@ def _http(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | N
     except urllib.error.HTTPError as exc:
         detail = exc.read(2000).decode("utf-8", "replace")
         raise FetchError(f"{url} answered HTTP {exc.code}: {detail[:300]}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise FetchError(f"{url} could not be reached: {getattr(exc, 'reason', exc)}") from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ForbiddenAddress):
+            raise FetchError(f"{url} was not fetched: {exc.reason}.") from exc
+        raise FetchError(f"{url} could not be reached: {exc.reason}") from exc
+    except ForbiddenAddress as exc:
+        raise FetchError(f"{url} was not fetched: {exc}.") from exc
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        raise FetchError(f"{url} could not be reached: {exc}") from exc
     if len(body) > FETCH_MAX_BYTES:
         raise FetchError(f"{url} answered more than {FETCH_MAX_BYTES} bytes.")
     try:

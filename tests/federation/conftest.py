@@ -234,6 +234,10 @@ class RogueIssuer:
     published: list[dict[str, Any]]
     algorithms: list[str]
     fetches: list[str] = field(default_factory=list)
+    # path -> Location: answered with a 302 instead of a document.
+    redirects: dict[str, str] = field(default_factory=dict)
+    # Overrides of the discovery document's members.
+    discovery_overrides: dict[str, Any] = field(default_factory=dict)
 
     def sign(
         self, claims: dict[str, Any], *, key: Any = None, kid: str | None = None, alg: str = "RS256"
@@ -264,6 +268,12 @@ def rogue_issuer() -> Iterator[RogueIssuer]:
         def do_GET(self) -> None:
             rogue = state["rogue"]
             rogue.fetches.append(self.path)
+            if self.path in rogue.redirects:
+                self.send_response(302)
+                self.send_header("Location", rogue.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path == "/.well-known/openid-configuration":
                 body: dict[str, Any] = {
                     "issuer": rogue.issuer,
@@ -271,6 +281,7 @@ def rogue_issuer() -> Iterator[RogueIssuer]:
                     "authorization_endpoint": f"{rogue.issuer}/auth",
                     "token_endpoint": f"{rogue.issuer}/token",
                     "id_token_signing_alg_values_supported": rogue.algorithms,
+                    **rogue.discovery_overrides,
                 }
             elif self.path == "/jwks":
                 body = {"keys": rogue.published}
