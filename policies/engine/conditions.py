@@ -25,10 +25,11 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from .model import ConditionClause, ConditionValue
-from .patterns import Pattern, Template, template_or_text
+from .patterns import Pattern, Template, shared_pattern, template_or_text
 
 ALL = 1
 ANY = 2
@@ -87,6 +88,7 @@ class OperatorInfo:
         self.if_exists = if_exists
 
 
+@lru_cache(maxsize=1024)
 def parse_operator(name: str) -> OperatorInfo | None:
     """Split ``ForAnyValue:StringLikeIfExists`` into its parts; None if unknown."""
     qualifier = 0
@@ -206,9 +208,16 @@ IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def to_network(value: Any) -> IpNetwork:
     try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
+        return _network(str(value).strip())
     except ValueError as exc:
         raise ConditionValueError(f"not an IP address or CIDR block: {value!r}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _network(text: str) -> IpNetwork:
+    # Shared: networks are immutable, and the same CIDR blocks recur across policies (the
+    # validator and the compiler also both read each one).
+    return ipaddress.ip_network(text, strict=False)
 
 
 def to_address(value: Any) -> IpAddr:
@@ -324,9 +333,9 @@ class _BadPolicyValue:
 def _prepare(family: str, value: Any, variables: bool) -> Any:
     """Turn one policy value into what the comparison wants (may raise)."""
     if family == "like":
-        return Pattern(to_text(value), arn=False, variables=variables)
+        return shared_pattern(to_text(value), False, False, variables)
     if family == "arn":
-        return Pattern(to_text(value), arn=True, variables=variables)
+        return shared_pattern(to_text(value), True, False, variables)
     if family == "ip":
         return to_network(value)
     return _CONV[family](value)

@@ -42,7 +42,7 @@ from typing import Any, Literal
 from .conditions import CompiledCondition
 from .model import ConditionClause, Policy, PolicyType, PrincipalSpec, Statement, build_frozen
 from .parser import parse_policy
-from .patterns import Pattern
+from .patterns import Pattern, shared_pattern
 
 PolicyKind = Literal["identity", "boundary", "session", "resource", "trust"]
 DecisionKind = Literal["allowed", "explicitDeny", "implicitDeny"]
@@ -301,30 +301,14 @@ _ACCOUNT = 3  # names the principal's account: the account must delegate (identi
 
 
 class _Interned:
-    """Compiled patterns and conditions shared by the statements of one compile, so equal
-    ones are built once and a decision evaluates each condition once however many
-    statements repeat it (MFA conditions, say)."""
+    """Compiled conditions shared by the statements of one compile, so equal ones are built
+    once and a decision evaluates each one once however many statements repeat it (MFA
+    conditions, say). Patterns are shared process-wide (``shared_pattern``)."""
 
-    __slots__ = ("actions", "conditions", "resources")
+    __slots__ = ("conditions",)
 
     def __init__(self) -> None:
-        self.actions: dict[str, Pattern] = {}
-        self.resources: dict[tuple[str, bool], Pattern] = {}
         self.conditions: dict[tuple[Any, ...], CompiledCondition] = {}
-
-    def action(self, source: str) -> Pattern:
-        lower = source.lower()
-        found = self.actions.get(lower)
-        if found is None:
-            found = self.actions[lower] = Pattern(source, arn=False, ignore_case=True)
-        return found
-
-    def resource(self, source: str, variables: bool) -> Pattern:
-        key = (source, variables)
-        found = self.resources.get(key)
-        if found is None:
-            found = self.resources[key] = Pattern(source, arn=True, variables=variables)
-        return found
 
     def condition(self, clause: ConditionClause, variables: bool, deny: bool) -> CompiledCondition:
         # Values keyed with their types: 1, 1.0 and true are equal in Python but not to a
@@ -372,8 +356,7 @@ class _CStmt:
         )
         deny = self.deny = stmt.effect == "Deny"
         self.order = order
-        action = interned.action
-        self.actions = tuple([action(a) for a in stmt.actions])
+        self.actions = tuple([shared_pattern(a, False, True, False) for a in stmt.actions])
         self.not_action = stmt.not_action
         not_resource = self.not_resource = stmt.not_resource
         self.res_patterns: tuple[Pattern, ...] = ()
@@ -382,8 +365,9 @@ class _CStmt:
         if resources is None:
             self.res_mode = _RES_ALWAYS
         else:
-            resource = interned.resource
-            pats = self.res_patterns = tuple([resource(r, variables) for r in resources])
+            pats = self.res_patterns = tuple(
+                [shared_pattern(r, True, False, variables) for r in resources]
+            )
             first = pats[0]
             if len(pats) == 1 and first.static is not None and not first.is_any:
                 if not_resource:

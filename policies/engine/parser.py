@@ -47,6 +47,7 @@ STATEMENT_FIELDS = (
     "Condition",
 )
 PRINCIPAL_KINDS = ("AWS", "Federated", "Service", "CanonicalUser")
+_STATEMENT_FIELD_SET = frozenset(STATEMENT_FIELDS)
 
 _ACTION_RE = re.compile(r"^[A-Za-z0-9*?-]+:[A-Za-z0-9*?_.-]*$")
 _SID_RE = re.compile(r"^[0-9A-Za-z]*$")
@@ -172,7 +173,7 @@ class _Checker:
             self.error("INVALID_STATEMENT", "A statement must be a JSON object.", path)
             return
         for key in stmt:
-            if key not in STATEMENT_FIELDS:
+            if key not in _STATEMENT_FIELD_SET:
                 self.error(
                     "UNKNOWN_FIELD",
                     f"The statement element {key} is not recognised.",
@@ -218,7 +219,10 @@ class _Checker:
             )
 
     def principal(self, stmt: dict[str, Any], path: Path) -> None:
-        present = [k for k in ("Principal", "NotPrincipal") if k in stmt]
+        if "Principal" not in stmt and "NotPrincipal" not in stmt:
+            present: list[str] = []
+        else:
+            present = [k for k in ("Principal", "NotPrincipal") if k in stmt]
         if self.policy_type == PolicyType.IDENTITY:
             for key in present:
                 self.error(
@@ -383,7 +387,10 @@ class _Checker:
             )
 
     def resources(self, stmt: dict[str, Any], path: Path, effect: Any) -> None:
-        present = [k for k in ("Resource", "NotResource") if k in stmt]
+        if "NotResource" not in stmt:
+            present = ["Resource"] if "Resource" in stmt else []
+        else:
+            present = [k for k in ("Resource", "NotResource") if k in stmt]
         if self.policy_type == PolicyType.TRUST:
             for key in present:
                 self.error(
@@ -618,6 +625,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every document: json.loads builds a new one per call when given options.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load(
     document: str | Mapping[str, Any], *, positions: bool = True
 ) -> tuple[Any, str, Located | None]:
@@ -625,7 +636,9 @@ def load(
     if isinstance(document, str):
         if not positions:
             # The C decoder is several times faster; NaN and Infinity are not JSON.
-            return json.loads(document, parse_constant=_reject_constant), document, None
+            if document.startswith("\ufeff"):
+                raise ValueError("a byte order mark is not JSON")
+            return _DECODER.decode(document), document, None
         located = parse_located(document)
         return located.value, document, located
     doc = json.loads(json.dumps(document))

@@ -272,6 +272,14 @@ class Pattern:
         return _compiled("".join(parts), self._flags).fullmatch(value) is not None
 
 
+@lru_cache(maxsize=8192)
+def shared_pattern(source: str, arn: bool, ignore_case: bool, variables: bool) -> Pattern:
+    """The compiled form of a pattern, shared by every compile in the process: a Pattern
+    never changes once built, and the same actions, ARNs and values recur across the
+    policies of many principals. Bounded, so odd documents cannot grow it without limit."""
+    return Pattern(source, arn=arn, ignore_case=ignore_case, variables=variables)
+
+
 def _startswith(prefix: str) -> Callable[[str], bool]:
     return lambda value: value.startswith(prefix)
 
