@@ -198,6 +198,12 @@ def _fast_caller(request: HttpRequest) -> sigv4.AuthenticatedCaller | None:
     return None
 
 
+def _key_id(request: HttpRequest) -> str:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    _, found, rest = header.partition("Credential=")
+    return rest.split("/", 1)[0] if found else request.GET.get("X-Amz-Credential", "").split("/")[0]
+
+
 def _authenticate(request: HttpRequest) -> sigv4.AuthenticatedCaller:
     stamp = 0
     if store.enabled():
@@ -205,6 +211,13 @@ def _authenticate(request: HttpRequest) -> sigv4.AuthenticatedCaller:
         if fast is not None:
             return fast
         stamp = propagation.current_sequence()
+    # The store did not vouch for this key (new to this process, or changed): make
+    # verify_request read it from the database, not from its own short-lived cache.
+    # (``forget_credentials`` arrives with the Query API's credential cache.)
+    forget = getattr(sigv4, "forget_credentials", None)
+    key_id = _key_id(request)
+    if key_id and forget is not None:
+        forget(key_id)
     caller = sigv4.verify_request(request, services=SIGNING_SERVICES, record_use=False)
     now = time.monotonic()
     if now - _key_use_recorded.get(caller.access_key_id, -1e9) >= KEY_USE_INTERVAL_S:
@@ -252,7 +265,10 @@ def _caller_may_ask(caller: sigv4.AuthenticatedCaller, principal_arn: str) -> st
 
 
 def _decide_one(
-    caller: sigv4.AuthenticatedCaller, item: Any, permitted: dict[str, str | None]
+    caller: sigv4.AuthenticatedCaller,
+    item: Any,
+    permitted: dict[str, str | None],
+    prefetched: Mapping[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     try:
         principal, action, resource, context = _parse_request(item)
@@ -264,7 +280,9 @@ def _decide_one(
     if denied is not None:
         return 403, {"error": {"code": "AccessDenied", "message": denied}}
     try:
-        result = access.decide_for_principal(principal, action, resource, context=context)
+        result = access.decide_for_principal(
+            principal, action, resource, context=context, prefetched=prefetched
+        )
     except access.UnknownPrincipal:
         return 404, {
             "decision": "implicitDeny",
@@ -335,9 +353,16 @@ def authorize_batch(request: HttpRequest, caller: sigv4.AuthenticatedCaller) -> 
     if len(requests) > MAX_BATCH:
         raise BadRequest(f"'requests' may hold at most {MAX_BATCH} requests.")
     permitted: dict[str, str | None] = {}
+    principals = {
+        item["principal"]
+        for item in requests
+        if isinstance(item, dict) and isinstance(item.get("principal"), str)
+    }
+    # Every principal's compiled set in one Redis round trip, not one per request.
+    prefetched = access.prefetch_principals(sorted(principals))
     results = []
     for item in requests:
-        status, body = _decide_one(caller, item, permitted)
+        status, body = _decide_one(caller, item, permitted, prefetched)
         body["status"] = status
         results.append(body)
     worst = max((r["status"] for r in results if r["status"] >= 500), default=200)

@@ -269,16 +269,19 @@ def _principal_from_facts(facts: Mapping[str, Any]) -> engine.Principal:
 
 
 def principal_set(
-    principal_arn: str,
+    principal_arn: str, *, prefetched: Mapping[str, store.StoredSet | None] | None = None
 ) -> tuple[Mapping[str, Any], engine.CompiledPolicySet, int, str]:
     """(facts, compiled set, change sequence, source) of a user, role or root user named by
     ARN: from the store when it has a trusted entry, else from PostgreSQL. Raises
     ``UnknownPrincipal``; any other error propagates (the caller denies)."""
     if store.enabled():
-        try:
-            entry = store.read(arn=principal_arn)
-        except store.StoreUnavailable:
-            entry = None
+        if prefetched is not None and principal_arn in prefetched:
+            entry = prefetched[principal_arn]
+        else:
+            try:
+                entry = store.read(arn=principal_arn)
+            except store.StoreUnavailable:
+                entry = None
         if entry is not None and entry.policy_set is not None:
             return entry.facts, entry.policy_set, entry.stamp, "store"
     computed = propagation.compute_from_database(arn=principal_arn)
@@ -293,13 +296,15 @@ def decide_for_principal(
     resource: str,
     *,
     context: Mapping[str, Any] | None = None,
+    prefetched: Mapping[str, store.StoredSet | None] | None = None,
 ) -> PrincipalDecision:
     """The decision for ``principal_arn`` doing ``action`` on ``resource``. The global keys a
     request always has (aws:CurrentTime, aws:EpochTime, aws:PrincipalType; the engine adds the
     principal's own) come first and ``context`` may override them. Raises ``UnknownPrincipal``;
-    every other failure is an explicit deny carrying ``error``."""
+    every other failure is an explicit deny carrying ``error``. ``prefetched``: store entries
+    a batch read in one round trip (``store.read_many_by_arn``)."""
     try:
-        facts, policy_set, sequence, source = principal_set(principal_arn)
+        facts, policy_set, sequence, source = principal_set(principal_arn, prefetched=prefetched)
     except UnknownPrincipal:
         raise
     except Exception as exc:
@@ -324,3 +329,14 @@ def decide_for_principal(
     if decision.deny_reason == "evaluation error":
         return PrincipalDecision(decision, sequence, source, "the request could not be evaluated")
     return PrincipalDecision(decision, sequence, source)
+
+
+def prefetch_principals(principal_arns: list[str]) -> dict[str, store.StoredSet | None]:
+    """Store entries of several principals in one Redis round trip, for a batch of decisions;
+    empty when there is no store or it cannot be reached (each is then read on its own)."""
+    if not store.enabled() or not principal_arns:
+        return {}
+    try:
+        return store.read_many_by_arn(principal_arns)
+    except store.StoreUnavailable:
+        return {}

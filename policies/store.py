@@ -345,20 +345,11 @@ def clear_local_cache() -> None:
         _known.clear()
 
 
-def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet | None:
-    """The trusted entry of a principal, or None when Redis has none that may be trusted
-    (missing, stale, or older than an unpropagated change). Raises ``StoreUnavailable``."""
-    _guard()
-    ns = namespace()
-    if unique_id is not None:
-        key, mode = f"{ns}set:{unique_id}", "id"
-    else:
-        key, mode = f"{ns}arn:{arn}", "arn"
-    known = _known.get(key, "")
-    try:
-        result = _script("read", _READ)(keys=[key], args=[ns, known, mode])
-    except Exception as exc:
-        raise _trip(exc) from exc
+_REFETCH = object()
+
+
+def _interpret(ns: str, key: str, result: Any) -> Any:
+    """A read script's answer as a trusted ``StoredSet``, None, or ``_REFETCH``."""
     if result is None:
         return None
     seq_b, at_b, digest_b, facts_b, body_b, marker_b, fresh_b, tomb_b, entry_key_b = result
@@ -369,13 +360,12 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
     if age > settings.POLICY_MAX_STALENESS_S:
         return None
     digest = digest_b.decode()
-    entry_key = entry_key_b.decode()
     compiled = _lru_get(digest)
     if compiled is None:
         if not facts_b and digest != "tomb":
             # We sent a digest that Redis matched but our LRU dropped it: fetch again.
             _known.pop(key, None)
-            return read(unique_id=unique_id, arn=arn)
+            return _REFETCH
         facts = json.loads(facts_b) if facts_b else {}
         if tomb_b == b"1":
             compiled = _Compiled(facts, None, True)
@@ -388,12 +378,51 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
         _lru_put(digest, compiled)
     _known[key] = digest
     return StoredSet(
-        key=entry_key.removeprefix(f"{ns}set:"),
+        key=entry_key_b.decode().removeprefix(f"{ns}set:"),
         stamp=stamp,
         facts=compiled.facts,
         policy_set=compiled.policy_set,
         tomb=compiled.tomb,
     )
+
+
+def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet | None:
+    """The trusted entry of a principal, or None when Redis has none that may be trusted
+    (missing, stale, or older than an unpropagated change). Raises ``StoreUnavailable``."""
+    _guard()
+    ns = namespace()
+    if unique_id is not None:
+        key, mode = f"{ns}set:{unique_id}", "id"
+    else:
+        key, mode = f"{ns}arn:{arn}", "arn"
+    try:
+        result = _script("read", _READ)(keys=[key], args=[ns, _known.get(key, ""), mode])
+    except Exception as exc:
+        raise _trip(exc) from exc
+    answer = _interpret(ns, key, result)
+    if answer is _REFETCH:
+        return read(unique_id=unique_id, arn=arn)
+    return answer  # type: ignore[no-any-return]
+
+
+def read_many_by_arn(arns: Sequence[str]) -> dict[str, StoredSet | None]:
+    """``read(arn=…)`` for several principals in one round trip (batch decisions)."""
+    _guard()
+    ns = namespace()
+    script = _script("read", _READ)
+    keys = [f"{ns}arn:{arn}" for arn in arns]
+    try:
+        pipe = client().pipeline(transaction=False)
+        for key in keys:
+            script(keys=[key], args=[ns, _known.get(key, ""), "arn"], client=pipe)
+        results = pipe.execute()
+    except Exception as exc:
+        raise _trip(exc) from exc
+    answers: dict[str, StoredSet | None] = {}
+    for arn, key, result in zip(arns, keys, results, strict=True):
+        answer = _interpret(ns, key, result)
+        answers[arn] = read(arn=arn) if answer is _REFETCH else answer
+    return answers
 
 
 # --- bookkeeping keys ----------------------------------------------------------------------

@@ -1,0 +1,479 @@
+"""Benchmark: propagation lag and the decision API's throughput, on PostgreSQL + Redis.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portcullis REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python -m policies.bench_propagation
+
+It creates (and finally drops) its own database ``<name>_bench`` next to the one named, seeds an
+account with 10,000 users in one group, starts one Celery worker (prefork, 2 processes) and a
+gunicorn (sync workers) on loopback, and measures:
+
+- lag from commit to a decision served from Redis that reflects a single-user change (p50/p99);
+- the time for a change reaching all 10,000 users to be published for every one of them;
+- ``POST /v1/authorize`` and ``/v1/authorize/batch`` (100 per call) under 16 concurrent
+  connections, and ``/v1/ping`` (a constant JSON view behind the same middleware) as the
+  ceiling. The load generator sends pre-signed requests (SigV4 signatures stay valid for five
+  minutes) from two processes of eight threads, on the same two cores as the server.
+
+The last line is one JSON object (see the issue for its shape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS = 10_000
+CONNECTIONS = 16
+LOAD_PROCESSES = 2
+LOAD_SECONDS = 6.0
+SINGLE_CHANGES = 200
+
+
+def _prepare_environment() -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("bench_propagation needs DATABASE_URL=postgres://... and REDIS_URL=redis://...")
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("bench_propagation needs REDIS_URL=redis://...")
+    parsed = urlparse(url)
+    bench_db = parsed.path.lstrip("/") + "_bench"
+    env = {
+        "DATABASE_URL": urlunparse(parsed._replace(path="/" + bench_db)),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(48).hex(),
+        "PORTCULLIS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "PORTCULLIS_DATA_DIR": tempfile.mkdtemp(prefix="pbench-"),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+    }
+    import psycopg
+
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    os.environ.update(env)
+    return env
+
+
+def _drop_database() -> None:
+    import psycopg
+
+    parsed = urlparse(os.environ["DATABASE_URL"])
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- load generation ---------------------------------------------------------------------------
+
+
+def _load_process(
+    port: int, payloads: list[bytes], threads: int, seconds: float, queue: Any
+) -> None:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def run(index: int) -> None:
+        mine: list[float] = []
+        bad = 0
+        i = index
+        while time.monotonic() < stop_at:
+            payload = payloads[i % len(payloads)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    sock.sendall(payload)
+                    chunks = []
+                    while True:
+                        data = sock.recv(65536)
+                        if not data:
+                            break
+                        chunks.append(data)
+                status = b"".join(chunks)[9:12]
+                if status != b"200":
+                    bad += 1
+            except OSError:
+                bad += 1
+                continue
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    queue.put((latencies, errors[0]))
+
+
+def _load(port: int, payloads: list[bytes], seconds: float = LOAD_SECONDS) -> dict[str, float]:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    per = CONNECTIONS // LOAD_PROCESSES
+    procs = [
+        ctx.Process(target=_load_process, args=(port, payloads, per, seconds, queue))
+        for _ in range(LOAD_PROCESSES)
+    ]
+    started = time.monotonic()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - started
+    latencies = [v for lat, _ in results for v in lat]
+    errors = sum(e for _, e in results)
+    return {
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(_pct(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
+        "errors": errors,
+    }
+
+
+def _signed(port: int, path: str, body: dict[str, Any], key: Any) -> bytes:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(body)
+    url = f"http://127.0.0.1:{port}{path}"
+    request = AWSRequest(
+        method="POST", url=url, data=data, headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(Credentials(key.access_key_id, key.secret), "portcullis", "us-east-1").add_auth(
+        request
+    )
+    headers = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+        f"Content-Length: {len(data.encode())}\r\nConnection: close\r\n\r\n{data}"
+    ).encode()
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+class _Process:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="pbench-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def _wait(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    env = _prepare_environment()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from audit.context import Actor
+    from identity import naming
+    from identity import services as identity_services
+    from identity.bootstrap import create_account
+    from identity.models import Group, GroupMembership, User
+    from policies import access, store
+    from policies import services as policy_services
+    from policies.models import ChangeEvent
+
+    processes: list[_Process] = []
+    try:
+        print("migrating the bench database…", flush=True)
+        call_command("migrate", verbosity=0)
+        account = create_account(
+            root_email="root@bench.example",
+            account_id="111111111111",
+            password="Bench-pass-1!",  # noqa: S106 - a throwaway database
+        ).account
+        root = User.objects.get(account=account, is_root=True)
+        actor = Actor(arn=root.arn, account_id=account.id, kind="root", user=root)
+
+        def doc(action: str) -> str:
+            return json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
+                }
+            )
+
+        identity_services.create_user(account=account, user_name="app", actor=actor)
+        policy_services.put_user_policy(
+            account=account,
+            user_name="app",
+            policy_name="ask",
+            policy_document=doc("portcullis:Authorize"),
+            actor=actor,
+        )
+        created = identity_services.create_access_key(account=account, user_name="app", actor=actor)
+
+        class Key:
+            access_key_id = created.access_key.access_key_id
+            secret = created.secret_access_key
+
+        solo = identity_services.create_user(account=account, user_name="solo", actor=actor)
+        identity_services.create_group(account=account, group_name="everyone", actor=actor)
+        group = Group.objects.get(name="everyone")
+        users = User.objects.bulk_create(
+            User(
+                account=account,
+                name=f"u{i:05d}",
+                unique_id=naming.new_unique_id(naming.USER_ID_PREFIX),
+                password="!",  # noqa: S106 - Django's "no usable password"
+            )
+            for i in range(USERS)
+        )
+        GroupMembership.objects.bulk_create(GroupMembership(group=group, user=u) for u in users)
+        policy_services.put_group_policy(
+            account=account,
+            group_name="everyone",
+            policy_name="read",
+            policy_document=doc("s3:GetObject"),
+            actor=actor,
+        )
+        store.flush_namespace()
+        ChangeEvent.objects.filter(processed_at__isnull=True).update(parked_at=None)
+
+        print("starting one worker (2 processes) and gunicorn…", flush=True)
+        worker = _Process(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "-Q",
+                "priority,celery",
+                "-B",
+                "-s",
+                str(Path(env["PORTCULLIS_DATA_DIR"]) / "beat"),
+                "--concurrency",
+                "2",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "WARNING",
+                "-n",
+                f"bench-{os.getpid()}@localhost",
+            ],
+            env,
+        )
+        processes.append(worker)
+        _wait(lambda: store.get_float("heartbeat") is not None, 60, "the worker's heartbeat")
+        _wait(lambda: store.get_float("built_at") is not None, 60, "the initial rebuild")
+        _wait(
+            lambda: not ChangeEvent.objects.filter(processed_at__isnull=True).exists(),
+            60,
+            "the backlog",
+        )
+
+        # --- single-change lag ---------------------------------------------------------------
+        lags: list[float] = []
+        actions = ("s3:PutObject", "s3:DeleteObject")
+        for i in range(SINGLE_CHANGES):
+            action = actions[i % 2]
+            policy_services.put_user_policy(
+                account=account,
+                user_name="solo",
+                policy_name="own",
+                policy_document=doc(action),
+                actor=actor,
+            )
+            committed = time.perf_counter()
+            change = ChangeEvent.objects.order_by("-id").values_list("id", flat=True).first()
+            while True:
+                # Cheap polls of the entry's stamp (a decision while the change is pending
+                # would be computed from PostgreSQL), then the decision it serves.
+                entry = store.read(unique_id=solo.unique_id)
+                if entry is not None and entry.stamp >= change:
+                    result = access.decide_for_principal(solo.arn, action, "*")
+                    if result.source == "store" and result.decision.allowed:
+                        break
+                if time.perf_counter() - committed > 10:
+                    raise SystemExit("a single change did not propagate within 10 s")
+            lags.append(time.perf_counter() - committed)
+            time.sleep(0.01)
+        lag = {
+            "p50": round(_pct(lags, 0.5) * 1000, 2),
+            "p99": round(_pct(lags, 0.99) * 1000, 2),
+        }
+        print(f"single-change lag, commit → decision from Redis: {lag} ms", flush=True)
+
+        # --- 10,000-user fan-out -------------------------------------------------------------
+        ns = store.namespace()
+        keys = [f"{ns}set:{u.unique_id}" for u in users]
+        redis = store.client()
+
+        def published(change_id: int) -> bool:
+            pipe = redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(key, "seq")
+            return all(v is not None and int(v) >= change_id for v in pipe.execute())
+
+        fanouts: list[float] = []
+        for i in range(3):
+            policy_services.put_group_policy(
+                account=account,
+                group_name="everyone",
+                policy_name="read",
+                policy_document=doc(("s3:GetObject", "s3:ListBucket")[i % 2]),
+                actor=actor,
+            )
+            change = ChangeEvent.objects.order_by("-id").values_list("id", flat=True).first()
+            committed = time.perf_counter()
+            _wait(lambda c=change: published(c), 60, "the fan-out")
+            fanouts.append(time.perf_counter() - committed)
+        fanout = round(statistics.median(fanouts), 3)
+        print(
+            f"10,000-user fan-out fully published: {[round(f, 3) for f in fanouts]} s", flush=True
+        )
+
+        # --- the decision API ---------------------------------------------------------------
+        port = _free_port()
+        web = _Process(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "console.wsgi",
+                "--workers",
+                "3",
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            env,
+        )
+        processes.append(web)
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        _wait(up, 30, "gunicorn")
+        principals = [u.arn for u in users[:50]]
+        single = [
+            _signed(port, "/v1/authorize", {"principal": p, "action": "s3:GetObject"}, Key)
+            for p in principals
+        ]
+        batch = [
+            _signed(
+                port,
+                "/v1/authorize/batch",
+                {
+                    "requests": [
+                        {"principal": principals[(j + k) % 50], "action": "s3:GetObject"}
+                        for k in range(100)
+                    ]
+                },
+                Key,
+            )
+            for j in range(10)
+        ]
+        ping = [
+            f"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+        ]
+        _load(port, single, 2.0)  # warm every gunicorn worker's caches
+        _load(port, batch, 1.0)
+        ceiling = _load(port, ping)
+        api_single = _load(port, single)
+        api_batch = _load(port, batch)
+        print(f"ceiling (/v1/ping): {ceiling}", flush=True)
+        print(f"decision API, single: {api_single}", flush=True)
+        print(f"decision API, batch of 100: {api_batch}", flush=True)
+        if api_single["rps"] and ceiling["rps"]:
+            print(f"single / ceiling: {api_single['rps'] / ceiling['rps']:.0%}", flush=True)
+        summary = {
+            "lag_single_ms": lag,
+            "fanout_10k_s": fanout,
+            "api_single": {
+                "rps": api_single["rps"],
+                "p50_ms": api_single["p50_ms"],
+                "p99_ms": api_single["p99_ms"],
+            },
+            "api_batch": {"decisions_per_s": round(api_batch["rps"] * 100, 1)},
+            "ceiling": {"rps": ceiling["rps"]},
+        }
+        print(json.dumps(summary), flush=True)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        from django.db import connections
+
+        connections.close_all()
+        with contextlib.suppress(Exception):  # best effort; the database goes anyway
+            store.flush_namespace()
+        _drop_database()
+
+
+if __name__ == "__main__":
+    main()
