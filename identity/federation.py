@@ -763,6 +763,33 @@ def refresh_oidc_provider_keys(*, provider_id: int) -> bool:
     return True
 
 
+FETCH_KEYS_ACTION = "portcullis:FetchOpenIDConnectProviderKeys"
+
+
+def fetch_open_id_connect_provider_keys(*, account: Account, arn: str, actor: Actor) -> bool:
+    """Fetch a provider's discovery document and keys now, on an administrator's request (the
+    beat refreshes them hourly anyway), and audit the outcome. The fetch runs outside any
+    transaction: a slow provider must not hold a database transaction open."""
+    provider = get_open_id_connect_provider(account=account, arn=arn)
+    refreshed = refresh_oidc_provider_keys(provider_id=provider.pk)
+    provider.refresh_from_db(fields=["jwks", "jwks_fetched_at", "jwks_fetch_error"])
+    with transaction.atomic():
+        record_event(
+            actor=actor,
+            action=FETCH_KEYS_ACTION,
+            resource_arn=provider.arn,
+            parameters={"OpenIDConnectProviderArn": provider.arn},
+            after=(
+                {"KeyIds": [k.get("kid", "") for k in provider.jwks.get("keys", [])]}
+                if refreshed
+                else None
+            ),
+            error_code="" if refreshed else IDPCommunicationError.code,
+            error_message="" if refreshed else provider.jwks_fetch_error,
+        )
+    return refreshed
+
+
 def _refresh_rate_limited(provider: OIDCProvider) -> bool:
     """Refresh now unless another refresh of this provider started in the last interval."""
     key = f"oidc-key-refresh:{provider.pk}:{hashlib.sha256(provider.url.encode()).hexdigest()[:16]}"

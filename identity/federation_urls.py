@@ -26,6 +26,7 @@ urlpatterns = [
         views.provider_remove_client_view,
         name="remove_client",
     ),
+    path("<int:provider_id>/thumbprints/", views.provider_thumbprints_view, name="thumbprints"),
     path("<int:provider_id>/keys/refresh/", views.provider_refresh_keys_view, name="refresh_keys"),
     path("<int:provider_id>/delete/", views.provider_delete_view, name="delete"),
 ]

@@ -493,13 +493,40 @@ def provider_remove_client_view(request: HttpRequest, provider_id: int) -> HttpR
     return HttpResponseRedirect(reverse("federation:provider", args=[provider.pk]))
 
 
+@console_action("iam:UpdateOpenIDConnectProviderThumbprint")
+@csrf_protect
+@require_POST
+def provider_thumbprints_view(request: HttpRequest, provider_id: int) -> HttpResponse:
+    """Replace the thumbprint list (kept for IAM compatibility; see ``identity.federation``)."""
+    provider = _provider_or_404(request, provider_id, "iam:UpdateOpenIDConnectProviderThumbprint")
+    user: Any = request.user
+    try:
+        federation.update_open_id_connect_provider_thumbprint(
+            account=user.account,
+            arn=provider.arn,
+            thumbprint_list=_lines(request.POST.get("thumbprints", "")),
+            actor=console_actor(request),
+        )
+    except IAMError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+    else:
+        messages.success(request, "Thumbprints updated.")
+    return HttpResponseRedirect(reverse("federation:provider", args=[provider.pk]))
+
+
+# Fetching keys reads the provider and changes only Portcullis's cache of its public keys, so
+# it is authorized as GetOpenIDConnectProvider (IAM has no action for it); it is audited as
+# portcullis:FetchOpenIDConnectProviderKeys.
 @console_action("iam:GetOpenIDConnectProvider")
 @csrf_protect
 @require_POST
 def provider_refresh_keys_view(request: HttpRequest, provider_id: int) -> HttpResponse:
     """Fetch the discovery document and keys now (they are also refreshed hourly)."""
     provider = _provider_or_404(request, provider_id, "iam:GetOpenIDConnectProvider")
-    if federation.refresh_oidc_provider_keys(provider_id=provider.pk):
+    user: Any = request.user
+    if federation.fetch_open_id_connect_provider_keys(
+        account=user.account, arn=provider.arn, actor=console_actor(request)
+    ):
         messages.success(request, "Discovery document and keys fetched.")
     else:
         provider.refresh_from_db(fields=["jwks_fetch_error"])
