@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse
 
 from api import protocol
 from api.registry import Call, operation, tag_context
-from identity import federation
+from audit.context import RequestMeta
+from identity import federation, naming
 from identity.errors import IAMError
 from identity.models import OIDCProvider
 from identity.request_context import request_meta
@@ -162,6 +163,26 @@ def is_unsigned_sts_call(request: HttpRequest) -> bool:
     return action in UNSIGNED_STS_ACTIONS
 
 
+# What a refused request's audit event keeps of its parameters (the token is redacted by the
+# audit trail; the others are cut short, since nothing validated them yet).
+_AUDITED_INPUT = ("RoleArn", "RoleSessionName", "DurationSeconds", "WebIdentityToken")
+_AUDITED_VALUE_LENGTH = 2048
+
+
+def _record_input_error(error: IAMError, params: dict[str, str], meta: RequestMeta) -> None:
+    role_arn = str(params.get("RoleArn", ""))[:_AUDITED_VALUE_LENGTH]
+    account_id = (naming.parse_arn(role_arn) or {}).get("account", "")
+    federation.record_rejection(
+        account_id=account_id if naming.ACCOUNT_ID_PATTERN.fullmatch(account_id) else "",
+        action=federation.ACTION_ASSUME,
+        error=error,
+        meta=meta,
+        parameters={
+            k: str(params[k])[:_AUDITED_VALUE_LENGTH] for k in _AUDITED_INPUT if k in params
+        },
+    )
+
+
 def unsigned_sts(request: HttpRequest) -> HttpResponse:
     """``sts:AssumeRoleWithWebIdentity`` over the Query protocol. The service audits every
     outcome, success or refusal, with the web identity as the actor."""
@@ -170,6 +191,7 @@ def unsigned_sts(request: HttpRequest) -> HttpResponse:
     request_id = str(uuid.uuid4())
     request.portcullis_request_id = request_id  # type: ignore[attr-defined]
     meta = request_meta(request)
+    params: dict[str, str] = {}
     try:
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit() or int(length) > views.MAX_BODY_BYTES:
@@ -185,6 +207,12 @@ def unsigned_sts(request: HttpRequest) -> HttpResponse:
             )
         op_model = protocol.operation(STS, action)
         p = protocol.parse_input(op_model, params)
+    except IAMError as error:
+        # The service audits every outcome once it is called; a request refused before that
+        # (a missing RoleArn, a malformed list, a wrong version) is audited here.
+        _record_input_error(error, params, meta)
+        return views._error(STS, error, request_id)
+    try:
         issued = federation.assume_role_with_web_identity(
             role_arn=p["RoleArn"],
             role_session_name=p["RoleSessionName"],

@@ -4,6 +4,7 @@ AssumeRoleWithWebIdentity called unsigned with a real provider's ID token."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import boto3
 import botocore
@@ -198,3 +199,55 @@ def test_it_refuses_a_role_that_does_not_exist_like_an_untrusted_one(anonymous_s
         )
     assert excinfo.value.response["Error"]["Code"] == "AccessDenied"
     assert not Role.objects.filter(name="Nope").exists()
+
+
+def post_unsigned(client, params):
+    return client.post("/", urlencode(params), content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "code", "message"),
+    [
+        (
+            {"RoleSessionName": "s1", "WebIdentityToken": "eyJ.secret.token"},
+            "ValidationError",
+            "1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: "
+            "Member must not be null",
+        ),
+        (
+            {
+                "RoleArn": "arn:aws:iam::111111111111:role/CiDeployer",
+                "RoleSessionName": "s1",
+                "WebIdentityToken": "eyJ.secret.token",
+                "DurationSeconds": "soon",
+            },
+            "ValidationError",
+            None,
+        ),
+    ],
+)
+def test_it_audits_assume_role_with_web_identity_refused_by_the_protocol_parser(
+    client, account, params, code, message
+):
+    response = post_unsigned(
+        client, {"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", **params}
+    )
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert f"<Code>{code}</Code>" in body
+    event = AuditEvent.objects.get(action="sts:AssumeRoleWithWebIdentity")
+    assert (event.result, event.error_code, event.actor_kind) == (
+        "Failure",
+        code,
+        "federated_user",
+    )
+    assert f"<Message>{event.error_message}</Message>" in body
+    if message is not None:
+        assert event.error_message == message
+    assert event.request_parameters["WebIdentityToken"] == "***"
+    assert event.request_parameters["RoleSessionName"] == "s1"
+    assert event.account_id == ("111111111111" if "RoleArn" in params else "")
+    assert event.resource_arn == params.get("RoleArn", "")
+    assert "secret" not in json.dumps(event.request_parameters)
