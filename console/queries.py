@@ -6,11 +6,18 @@ Each function runs a fixed number of queries whatever the number of rows (annota
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
@@ -21,13 +28,12 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Value,
 )
 from django.db.models.functions import Left, Lower, StrIndex
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import AuditChainHead, AuditEvent
 from identity.models import AccessKey, Account, Group, GroupMembership, MFADevice, Role, User
 from policies import engine
 from policies.models import (
@@ -53,14 +59,31 @@ def _has_login_profile() -> Q:
 
 
 # --- users --------------------------------------------------------------------------------
+#
+# The users list pages by *keyset* ("after this row" / "before this row"), never by OFFSET:
+# page 2,000 costs what page 1 costs, because each page is one range read of an index that
+# matches the sort (identity migration 0005 adds them; the name sort uses the unique index on
+# ``(account, lower(name))``). Its total is counted separately, capped for filtered lists and
+# cached briefly (see ``user_total``), so no page runs COUNT(*) over 100,000 rows each time.
 
-USER_SORTS = {
-    "name": (Lower("name").asc(), "pk"),
-    "-name": (Lower("name").desc(), "-pk"),
-    "created": ("created_at", "pk"),
-    "-created": ("-created_at", "-pk"),
-    "last_signin": (F("password_last_used").asc(nulls_first=True), "pk"),
-    "-last_signin": (F("password_last_used").desc(nulls_last=True), "-pk"),
+COUNT_CAP = 1000  # a filtered list says "more than 1,000" rather than counting them all
+CACHE_SECONDS = 60  # the longest a cached count or dashboard figure is served
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    key: str  # a field, or the ``sort_name`` alias
+    descending: bool
+    nullable: bool = False  # then nulls come first ascending and last descending
+
+
+USER_SORTS: dict[str, SortSpec] = {
+    "name": SortSpec("sort_name", False),
+    "-name": SortSpec("sort_name", True),
+    "created": SortSpec("created_at", False),
+    "-created": SortSpec("created_at", True),
+    "last_signin": SortSpec("password_last_used", False, nullable=True),
+    "-last_signin": SortSpec("password_last_used", True, nullable=True),
 }
 
 
@@ -74,48 +97,44 @@ class UserFilters:
     key_older_than_days: int | None = None
     sort: str = "name"
 
-
-def users_queryset(account: Account, filters: UserFilters) -> QuerySet[User]:
-    mfa = MFADevice.objects.filter(user=OuterRef("pk"), enabled_at__isnull=False)
-    oldest_key = (
-        AccessKey.objects.filter(user=OuterRef("pk"), status=AccessKey.Status.ACTIVE)
-        .order_by("created_at")
-        .values("created_at")[:1]
-    )
-    qs = (
-        User.objects.filter(account=account, is_root=False)
-        .annotate(has_mfa=Exists(mfa), oldest_active_key=Subquery(oldest_key))
-        .prefetch_related(
-            Prefetch("iam_groups", queryset=Group.objects.only("id", "name").order_by("name"))
-        )
-        .only(
-            "id",
-            "name",
-            "path",
-            "created_at",
-            "password",
-            "password_last_used",
-            "account_id",
-            "is_root",
-            "unique_id",
-        )
-    )
-    if filters.name_prefix:
-        qs = qs.filter(name__istartswith=filters.name_prefix)
-    if filters.path_prefix:
-        qs = qs.filter(path__startswith=filters.path_prefix)
-    if filters.group:
-        qs = qs.filter(
-            Exists(
-                GroupMembership.objects.filter(
-                    user=OuterRef("pk"), group__account=account, group__name__iexact=filters.group
-                )
+    @property
+    def narrowed(self) -> bool:
+        return any(
+            (
+                self.name_prefix,
+                self.path_prefix,
+                self.group,
+                self.has_mfa,
+                self.has_password,
+                self.key_older_than_days is not None,
             )
         )
+
+
+def _enabled_mfa() -> QuerySet[MFADevice]:
+    # Matches the partial index ``mfa_enabled_user`` (enabled devices by user).
+    return MFADevice.objects.filter(user=OuterRef("pk"), enabled_at__isnull=False)
+
+
+def users_queryset(account: Account, filters: UserFilters) -> QuerySet[User]:
+    """The filtered users of an account, unordered; every filter is an indexed range or an
+    EXISTS subquery (a semi-join the planner may drive from either side)."""
+    qs = User.objects.filter(account=account, is_root=False).alias(sort_name=Lower("name"))
+    if filters.name_prefix:
+        # lower(name) LIKE 'p%': a range of the (account, lower(name)) index.
+        qs = qs.filter(_prefix_range("sort_name", filters.name_prefix.lower()))
+    if filters.path_prefix:
+        qs = qs.filter(_prefix_range("path", filters.path_prefix))
+    if filters.group:
+        group_ids = Group.objects.filter(account=account).alias(lname=Lower("name"))
+        group_ids = group_ids.filter(lname=Lower(Value(filters.group))).values("pk")
+        qs = qs.filter(
+            Exists(GroupMembership.objects.filter(user=OuterRef("pk"), group_id__in=group_ids))
+        )
     if filters.has_mfa == "yes":
-        qs = qs.filter(Exists(mfa))
+        qs = qs.filter(Exists(_enabled_mfa()))
     elif filters.has_mfa == "no":
-        qs = qs.filter(~Exists(mfa))
+        qs = qs.filter(~Exists(_enabled_mfa()))
     if filters.has_password == "yes":  # noqa: S105
         qs = qs.filter(_has_login_profile())
     elif filters.has_password == "no":  # noqa: S105
@@ -129,8 +148,242 @@ def users_queryset(account: Account, filters: UserFilters) -> QuerySet[User]:
                 )
             )
         )
-    order = USER_SORTS.get(filters.sort, USER_SORTS["name"])
-    return qs.order_by(*order)
+    return qs
+
+
+def _with_columns(qs: QuerySet[User]) -> QuerySet[User]:
+    """The columns a row of the list shows; the groups come in one prefetch query per page."""
+    return qs.prefetch_related(
+        Prefetch("iam_groups", queryset=Group.objects.only("id", "name").order_by("name"))
+    ).only(
+        "id",
+        "name",
+        "path",
+        "created_at",
+        "password",
+        "password_last_used",
+        "account_id",
+        "is_root",
+        "unique_id",
+    )
+
+
+def _decorate(users: list[User]) -> None:
+    """ "Has MFA" and the oldest active key for one page of users, in two indexed queries.
+
+    Not annotations on the page query: PostgreSQL plans an EXISTS column as a hashed subplan
+    over every enabled device of every account when it expects many rows, even under LIMIT.
+    """
+    ids = [u.pk for u in users]
+    with_mfa = set(
+        MFADevice.objects.filter(user_id__in=ids, enabled_at__isnull=False).values_list(
+            "user_id", flat=True
+        )
+    )
+    oldest = dict(
+        AccessKey.objects.filter(user_id__in=ids, status=AccessKey.Status.ACTIVE)
+        .values("user_id")
+        .annotate(oldest=Min("created_at"))
+        .values_list("user_id", "oldest")
+    )
+    for user in users:
+        user.has_mfa = user.pk in with_mfa  # type: ignore[attr-defined]
+        user.oldest_active_key = oldest.get(user.pk)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def codepoint_collation() -> bool:
+    """Whether the database orders text by code point (collation C, POSIX, C.UTF-8), so that a
+    prefix is exactly a range ``[p, p')`` an index can read. Asked once per process."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        row = cursor.fetchone()
+    return bool(row) and row[0].lower() in {"c", "posix", "c.utf-8", "c.utf8", "ucs_basic"}
+
+
+def _prefix_range(field: str, prefix: str) -> Q:
+    """``field LIKE 'prefix%'``, plus the equivalent range when the collation allows, which
+    PostgreSQL reads from the index (it only derives that range itself for collation "C")."""
+    condition = Q(**{f"{field}__startswith": prefix})
+    if prefix and codepoint_collation() and ord(prefix[-1]) < 0x10FFFF:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        condition &= Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
+    return condition
+
+
+@dataclass
+class KeysetPage:
+    """One page of a keyset-paginated list, with opaque tokens for its neighbours."""
+
+    object_list: list[Any]
+    next_token: str | None
+    previous_token: str | None
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_token is not None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.previous_token is not None
+
+
+def encode_cursor(value: Any, pk: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, spec: SortSpec) -> tuple[Any, int] | None:
+    """The position a token names, or None when it is not one of ours (then the list starts
+    at its first page: a bad token changes nothing else)."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value, pk = json.loads(raw)
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            return None
+        if spec.key == "sort_name":
+            if not isinstance(value, str):
+                return None
+        elif value is not None or not spec.nullable:
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                return None
+        return value, pk
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def _sort_value(row: Any, spec: SortSpec) -> Any:
+    return row.name.lower() if spec.key == "sort_name" else getattr(row, spec.key)
+
+
+def _order(spec: SortSpec, descending: bool) -> list[Any]:
+    key = F(spec.key)
+    if spec.nullable:
+        # Nulls first ascending, last descending: one index read forwards or backwards.
+        first = key.desc(nulls_last=True) if descending else key.asc(nulls_first=True)
+    else:
+        first = key.desc() if descending else key.asc()
+    return [first, F("pk").desc() if descending else F("pk").asc()]
+
+
+def _after(spec: SortSpec, descending: bool, value: Any, pk: int) -> list[Q]:
+    """Rows strictly after (value, pk) in the given order, as segments read one after the
+    other: each is a single index range (an OR across the nulls would make PostgreSQL read
+    the index from its start). The redundant ``>=``/``<=`` is what starts the read at the
+    cursor."""
+    gt, gte = ("lt", "lte") if descending else ("gt", "gte")
+    key = spec.key
+    nulls = Q(**{f"{key}__isnull": True})
+    if value is None:
+        later_nulls = nulls & Q(**{f"pk__{gt}": pk})
+        # Ascending, the nulls come first: everything not null follows them.
+        return [later_nulls] if descending else [later_nulls, Q(**{f"{key}__isnull": False})]
+    same_or_later = Q(**{f"{key}__{gte}": value}) & (
+        Q(**{f"{key}__{gt}": value}) | Q(**{key: value, f"pk__{gt}": pk})
+    )
+    if spec.nullable and descending:
+        return [same_or_later, nulls]
+    return [same_or_later]
+
+
+def keyset_page(
+    qs: QuerySet[Any],
+    spec: SortSpec,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    per_page: int = PAGE_SIZE,
+) -> KeysetPage:
+    """Read one page after (or before) a cursor, one row more than shown to know whether
+    there is another page."""
+    backwards = False
+    cursor = None
+    if before:
+        cursor = decode_cursor(before, spec)
+        backwards = cursor is not None
+    if cursor is None and after:
+        cursor = decode_cursor(after, spec)
+    descending = spec.descending != backwards
+    order = _order(spec, descending)
+    rows: list[Any] = []
+    for segment in _after(spec, descending, *cursor) if cursor is not None else [Q()]:
+        rows += list(qs.filter(segment).order_by(*order)[: per_page + 1 - len(rows)])
+        if len(rows) > per_page:
+            break
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backwards:
+        rows.reverse()
+    if not rows:
+        return KeysetPage([], None, None)
+
+    def token(row: Any) -> str:
+        return encode_cursor(_sort_value(row, spec), row.pk)
+
+    if backwards:
+        return KeysetPage(rows, token(rows[-1]), token(rows[0]) if more else None)
+    return KeysetPage(rows, token(rows[-1]) if more else None, token(rows[0]) if cursor else None)
+
+
+def users_page(
+    account: Account, filters: UserFilters, *, after: str | None, before: str | None
+) -> KeysetPage:
+    spec = USER_SORTS.get(filters.sort, USER_SORTS["name"])
+    page = keyset_page(
+        _with_columns(users_queryset(account, filters)),
+        spec,
+        after=after,
+        before=before,
+        per_page=PAGE_SIZE,
+    )
+    _decorate(page.object_list)
+    return page
+
+
+def change_mark() -> int:
+    """The id of the newest audit event anywhere. Every change (and every sign-in) writes one
+    in its own transaction, so a cached figure keyed by this mark is dropped by the next
+    change; ``CACHE_SECONDS`` bounds what escapes it (a change that commits out of order)."""
+    head = AuditChainHead.objects.filter(pk=1).values_list("last_event_id", flat=True).first()
+    return head or 0
+
+
+@dataclass(frozen=True)
+class Total:
+    count: int
+    capped: bool  # True: at least ``count`` (more were not counted)
+    counted_at: datetime
+
+
+def user_total(account: Account, filters: UserFilters) -> Total:
+    """How many users the list holds: exact when unfiltered, capped at ``COUNT_CAP`` when
+    filtered; cached until the next change or ``CACHE_SECONDS``."""
+    parts = [
+        filters.name_prefix,
+        filters.path_prefix,
+        filters.group.lower(),
+        filters.has_mfa,
+        filters.has_password,
+        str(filters.key_older_than_days),
+    ]
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    key = f"console:users-total:{account.id}:{change_mark()}:{digest}"
+    cached = cache.get(key)
+    if isinstance(cached, Total):
+        return cached
+    qs = users_queryset(account, filters)
+    if filters.narrowed:
+        count = qs.values("pk")[: COUNT_CAP + 1].count()
+        total = Total(min(count, COUNT_CAP), count > COUNT_CAP, timezone.now())
+    else:
+        total = Total(qs.count(), False, timezone.now())
+    cache.set(key, total, CACHE_SECONDS)
+    return total
 
 
 def user_permissions(user: User) -> dict[str, Any]:

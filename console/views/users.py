@@ -52,14 +52,17 @@ def user_list(request: HttpRequest) -> HttpResponse:
         key_older_than_days=_int_or_none(q.get("key_age")),
         sort=q.get("sort", "name"),
     )
-    page = queries.paginate(queries.users_queryset(account, filters), q.get("page"))
+    page = queries.users_page(account, filters, after=q.get("after"), before=q.get("before"))
     params = q.copy()
-    params.pop("page", None)
+    for key in ("after", "before", "page"):
+        params.pop(key, None)
     return render_page(
         request,
         "console/users/list.html",
         {
             "page": page,
+            "total": queries.user_total(account, filters),
+            "cache_seconds": queries.CACHE_SECONDS,
             "filters": filters,
             "query": params.urlencode(),
             "can_create": can(request, "iam:CreateUser", naming.iam_arn(account.id, "user/*")),
