@@ -229,7 +229,13 @@ signin_mfa_view.console_action = DeclaredAction("signin:ConsoleLogin")  # type: 
 @require_http_methods(["GET", "POST"])
 def signout_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        signin.sign_out(request)
+        if getattr(request.user, "is_federated", False):
+            # A federated role session has no User; it is audited as the role session.
+            from identity.federation_views import end_federated_session
+
+            end_federated_session(request)
+        else:
+            signin.sign_out(request)
         messages.success(request, "You have signed out.")
         return HttpResponseRedirect(reverse("signin"))
     return render(request, "identity/signout.html", {})
