@@ -1562,15 +1562,20 @@ def start_console_role_session(
         raise
 
 
-def active_console_session(access_key_id: str) -> TemporaryCredential | None:
-    """The federated console session's credential while it is valid; None once it expired or
-    its role's sessions were revoked."""
-    credential = (
+def console_session_credential(access_key_id: str) -> TemporaryCredential | None:
+    """A federated console session's credential, valid or not (None if it does not exist)."""
+    return (
         TemporaryCredential.objects.select_related("role", "account")
         .filter(access_key_id=access_key_id, role__isnull=False)
         .exclude(federated_provider_arn="")
         .first()
     )
+
+
+def active_console_session(access_key_id: str) -> TemporaryCredential | None:
+    """The federated console session's credential while it is valid; None once it expired or
+    its role's sessions were revoked."""
+    credential = console_session_credential(access_key_id)
     if credential is None or credential.expires_at <= timezone.now():
         return None
     revoked = credential.role.sessions_revoked_before  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -33,6 +34,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.context import Actor
+from audit.services import record_event
 from console.access import (
     DeclaredAction,
     account_resource,
@@ -104,6 +107,48 @@ def federated_user(request: HttpRequest) -> FederatedConsoleUser | None:
     return user if isinstance(user, FederatedConsoleUser) else None
 
 
+def _session_actor(request: HttpRequest, credential: TemporaryCredential) -> Actor:
+    """The role session as the actor of its own sign-out (``actor_from_request`` needs a
+    signed-in request; an expired session no longer is one)."""
+    role: Role = credential.role  # type: ignore[assignment]
+    return Actor(
+        arn=naming.assumed_role_arn(role.account_id, role.name, credential.session_name),
+        account_id=credential.account_id,
+        kind="role_session",
+        session=credential,
+        access_key_id=credential.access_key_id,
+        meta=request_meta(request),
+    )
+
+
+def end_federated_session(
+    request: HttpRequest, *, reason: str = "SignOut", credential: TemporaryCredential | None = None
+) -> None:
+    """End this browser's federated console session and audit it as the role session
+    (``signin:ConsoleLogout``, with the provider and subject it came from), like an IAM user's
+    sign-out. The role session's credential itself runs to its expiry, as a role session's
+    credentials do in STS; only this browser's hold on it ends."""
+    if credential is None:
+        user = federated_user(request)
+        credential = user.credential if user is not None else None
+    if credential is not None:
+        actor = _session_actor(request, credential)
+        with transaction.atomic():
+            record_event(
+                actor=actor,
+                action="signin:ConsoleLogout",
+                category="signin",
+                resource_arn=actor.arn,
+                parameters={
+                    "Reason": reason,
+                    "ProviderArn": credential.federated_provider_arn,
+                    "Subject": credential.federated_subject,
+                },
+            )
+    request.session.flush()
+    request.user = AnonymousUser()
+
+
 class FederatedSessionMiddleware:
     """Signs a request in as its federated role session, between Django's authentication and
     ``ConsoleSessionMiddleware``. The session ends when the role session expires (its duration
@@ -131,7 +176,9 @@ class FederatedSessionMiddleware:
             > credential.account.session_idle_timeout_s
         )
         if credential is None or idle:
-            request.session.flush()
+            ended = credential or federation.console_session_credential(key)
+            reason = "IdleTimeout" if idle else "SessionEnded"
+            end_federated_session(request, reason=reason, credential=ended)
             messages.info(request, "Your federated session has ended. Sign in again.")
             return HttpResponseRedirect(reverse("signin_oidc"))
         request.session[FEDERATED_LAST_SEEN_SESSION_KEY] = now.isoformat()

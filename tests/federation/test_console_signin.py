@@ -155,6 +155,20 @@ def test_it_signs_in_through_the_provider_to_a_role_session(
     )
     assert refused.error_code == "InvalidIdentityToken"
 
+    # Signing out ends the console session, audited as the role session that signed out.
+    page.goto(f"{live_server.url}/roles/")
+    page.click("header button:has-text('Sign out')")
+    page.wait_for_url(f"{live_server.url}/signin/")
+    logout = AuditEvent.objects.get(action="signin:ConsoleLogout")
+    assert (logout.actor_kind, logout.actor_arn, logout.access_key_id) == (
+        "role_session",
+        session_arn,
+        credential.access_key_id,
+    )
+    assert logout.request_parameters["Subject"] == "alice"
+    page.goto(f"{live_server.url}/roles/")
+    assert "/signin/" in page.url
+
 
 @pytest.mark.browser
 def test_it_offers_no_role_to_a_subject_no_trust_policy_names(
