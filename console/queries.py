@@ -530,53 +530,99 @@ def grants_everything(policy_id: str, document: str) -> bool:
 
 
 def dashboard_figures(account: Account, *, limit: int = 10) -> dict[str, Any]:
+    """The dashboard's figures, cached until the next audited change anywhere (the change
+    mark) and for at most ``CACHE_SECONDS`` (the 90-day thresholds move with the clock)."""
+    key = f"console:dashboard:{account.id}:{change_mark()}:{limit}"
+    figures = cache.get(key)
+    if not isinstance(figures, dict):
+        figures = compute_dashboard_figures(account, limit=limit)
+        cache.set(key, figures, CACHE_SECONDS)
+    return figures
+
+
+def compute_dashboard_figures(account: Account, *, limit: int = 10) -> dict[str, Any]:
+    """The figures from the database, in a few aggregate queries whatever the number of users
+    (one pass over the users, one over the enabled MFA index, one over the active keys, the
+    wildcard policies), plus a sample query for each non-zero count. Plain values only, so
+    they can be cached."""
     now = timezone.now()
     cutoff = now - timedelta(days=STALE_DAYS)
     users = User.objects.filter(account=account, is_root=False)
-    root = User.objects.filter(account=account, is_root=True).first()
-    enabled_mfa = MFADevice.objects.filter(user=OuterRef("pk"), enabled_at__isnull=False)
-    no_mfa = users.filter(~Exists(enabled_mfa))
-    active_keys = AccessKey.objects.filter(user__account=account, status=AccessKey.Status.ACTIVE)
-    old_keys = active_keys.filter(created_at__lt=cutoff)
-    unused_keys = active_keys.filter(
-        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
-    )
-    dormant = users.filter(_has_login_profile()).filter(
+    dormant_q = _has_login_profile() & (
         Q(password_last_used__lt=cutoff)
         | Q(password_last_used__isnull=True, password_created_at__lt=cutoff)
         | Q(
             password_last_used__isnull=True, password_created_at__isnull=True, created_at__lt=cutoff
         )
     )
-    # Customer policies of this account, and built-ins attached in it, whose default version
-    # grants *:*.
-    attached_builtin = Q(policy__account_id="aws") & (
-        Q(policy__user_attachments__user__account=account)
-        | Q(policy__group_attachments__group__account=account)
-        | Q(policy__role_attachments__role__account=account)
+    counts = users.aggregate(total=Count("pk"), dormant=Count("pk", filter=dormant_q))
+    enabled = MFADevice.objects.filter(account=account, enabled_at__isnull=False)
+    root_mfa = enabled.filter(user__is_root=True).exists()
+    # Distinct users with an enabled device (the root's among them, taken off below).
+    with_mfa = enabled.filter(user__isnull=False).values("user_id").distinct().count()
+    no_mfa_count = counts["total"] - (with_mfa - (1 if root_mfa else 0))
+    keys = AccessKey.objects.filter(user__account=account, status=AccessKey.Status.ACTIVE)
+    old_q = Q(created_at__lt=cutoff)
+    unused_q = Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
+    key_counts = keys.aggregate(old=Count("pk", filter=old_q), unused=Count("pk", filter=unused_q))
+
+    def names(qs: QuerySet[User]) -> list[dict[str, str]]:
+        return list(qs.order_by(Lower("name")).values("name", "path")[:limit])
+
+    no_mfa_sample = names(users.filter(~Exists(_enabled_mfa()))) if no_mfa_count else []
+    dormant_sample = names(users.filter(dormant_q)) if counts["dormant"] else []
+    old_keys_sample = (
+        list(
+            keys.filter(old_q)
+            .order_by("created_at")
+            .values("access_key_id", "created_at", user_name=F("user__name"))[:limit]
+        )
+        if key_counts["old"]
+        else []
+    )
+    return {
+        "root_mfa": root_mfa,
+        "user_count": counts["total"],
+        "no_mfa_count": no_mfa_count,
+        "no_mfa_sample": no_mfa_sample,
+        "old_keys_count": key_counts["old"],
+        "old_keys_sample": old_keys_sample,
+        "unused_keys_count": key_counts["unused"],
+        "dormant_count": counts["dormant"],
+        "dormant_sample": dormant_sample,
+        "star_policies": star_policies(account),
+        "stale_days": STALE_DAYS,
+        "computed_at": now,
+        "cache_seconds": CACHE_SECONDS,
+    }
+
+
+def star_policies(account: Account) -> list[dict[str, Any]]:
+    """Customer policies of this account, and built-ins attached in it, whose default version
+    grants ``*:*``: the text narrows the candidates in the query, the engine decides."""
+    attached_here = (
+        Exists(
+            UserPolicyAttachment.objects.filter(policy=OuterRef("policy"), user__account=account)
+        )
+        | Exists(
+            GroupPolicyAttachment.objects.filter(policy=OuterRef("policy"), group__account=account)
+        )
+        | Exists(
+            RolePolicyAttachment.objects.filter(policy=OuterRef("policy"), role__account=account)
+        )
     )
     candidates = (
         PolicyVersion.objects.filter(is_default=True)
-        .filter(Q(policy__account=account) | attached_builtin)
+        .filter(Q(policy__account=account) | (Q(policy__account_id="aws") & attached_here))
         .filter(_WILDCARD_TEXT)
         .select_related("policy")
-        .distinct()
+        .order_by("policy__name")
     )
-    star_policies = [v.policy for v in candidates if grants_everything(v.policy.arn, v.document)]
-    return {
-        "root_mfa": root is not None
-        and MFADevice.objects.filter(user=root, enabled_at__isnull=False).exists(),
-        "user_count": users.count(),
-        "no_mfa_count": no_mfa.count(),
-        "no_mfa_sample": list(no_mfa.order_by(Lower("name")).only("name", "path")[:limit]),
-        "old_keys_count": old_keys.count(),
-        "old_keys_sample": list(old_keys.select_related("user").order_by("created_at")[:limit]),
-        "unused_keys_count": unused_keys.count(),
-        "dormant_count": dormant.count(),
-        "dormant_sample": list(dormant.order_by(Lower("name")).only("name", "path")[:limit]),
-        "star_policies": star_policies,
-        "stale_days": STALE_DAYS,
-    }
+    return [
+        {"arn": v.policy.arn, "name": v.policy.name, "is_aws_managed": v.policy.is_aws_managed}
+        for v in candidates
+        if grants_everything(v.policy.arn, v.document)
+    ]
 
 
 def oldest_key_age_days(user: User, now: datetime | None = None) -> int | None:
