@@ -10,7 +10,11 @@ own callers (SigV4 on ``/`` and ``/v1/``). For a signed-in user, in order:
 3. MFA enrolment when the account requires MFA and the user has no device: nothing else;
 4. a password marked reset-required or expired must be changed first (IAM User Guide,
    "Managing passwords": ``PasswordResetRequired`` and ``MaxPasswordAge``);
-5. a banner some days before the password expires.
+5. a banner some days before the password expires (``password_expiry_banner``, a context
+   processor, puts it on every page until the password is changed);
+6. step-up for anything the root user changes: a state-changing request by root whose last
+   authentication is older than ``STEP_UP_MAX_AGE_S`` goes to re-authentication first (the
+   sign-in issue: "anything by the root user").
 
 ``requires_recent_authentication`` is the step-up decorator for sensitive views.
 """
@@ -25,7 +29,8 @@ from typing import Any, TypeVar
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from identity import mfa, passwords, signin
 from identity.models import ConsoleSession, User
@@ -33,6 +38,7 @@ from identity.request_context import (
     AUTHENTICATED_AT_SESSION_KEY,
     MFA_AUTHENTICATED_AT_SESSION_KEY,
 )
+from policies.engine import catalog
 
 V = TypeVar("V", bound=Callable[..., HttpResponse])
 
@@ -54,6 +60,10 @@ ALWAYS_ALLOWED_PREFIXES: tuple[str, ...] = ("/signout/", "/static/")
 EXPIRY_WARNING_DAYS = 14
 LAST_SEEN_WRITE_INTERVAL_S = 60
 STEP_UP_MAX_AGE_S = 5 * 60
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+# Read-only actions outside the engine's IAM/STS catalogue (Service Authorization Reference:
+# access-analyzer:ValidatePolicy is a Read action).
+READ_ONLY_ACTIONS = frozenset({"access-analyzer:ValidatePolicy"})
 
 
 def _is_api_request(request: HttpRequest) -> bool:
@@ -166,16 +176,43 @@ class ConsoleSessionMiddleware:
                 return HttpResponseRedirect(reverse("identity:change_password"))
             expires_at = passwords.password_expires_at(user, policy)
             if expires_at is not None and not expired:
-                days = (expires_at - moment).days
-                request.password_expires_in_days = days  # type: ignore[attr-defined]
-                if days < EXPIRY_WARNING_DAYS and not session.get("portcullis_expiry_warned"):
-                    session["portcullis_expiry_warned"] = True
-                    messages.warning(
-                        request,
-                        f"Your password expires in {days} day{'s' if days != 1 else ''}. "
-                        "Change it from My security credentials.",
-                    )
+                request.password_expires_in_days = (  # type: ignore[attr-defined]
+                    expires_at - moment
+                ).days
+
+        if user.is_root and _changes_state(request) and not (allowed or public):
+            # Step-up for anything the root user changes. The request is not carried out: the
+            # person re-authenticates and sends it again from the page they were on.
+            return _step_up_redirect(request, max_age_s=STEP_UP_MAX_AGE_S)
         return None
+
+
+def _changes_state(request: HttpRequest) -> bool:
+    """Whether a request may change something: any unsafe method, unless its view declares an
+    action AWS's Service Authorization Reference lists as List or Read (validating a policy,
+    simulating one). A view that declares nothing counts as a change (fail safe)."""
+    if request.method in SAFE_METHODS:
+        return False
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return True
+    declared = getattr(match.func, "console_action", None)
+    action = getattr(declared, "action", "")
+    return not (action in READ_ONLY_ACTIONS or catalog.access_level(action) in ("List", "Read"))
+
+
+def password_expiry_banner(request: HttpRequest) -> dict[str, str]:
+    """Context processor: the expiry warning on every page while it applies (not a one-time
+    message, which a person could miss), from what the middleware found for this request."""
+    days = getattr(request, "password_expires_in_days", None)
+    if days is None or days >= EXPIRY_WARNING_DAYS:
+        return {}
+    when = "today" if days <= 0 else f"in {days} day{'s' if days != 1 else ''}"
+    return {
+        "password_expiry_banner": f"Your password expires {when}. "
+        "Change it from My security credentials."
+    }
 
 
 def authentication_age_s(request: HttpRequest) -> float | None:
@@ -193,6 +230,28 @@ def authentication_age_s(request: HttpRequest) -> float | None:
     return (signin.now() - newest).total_seconds()
 
 
+def _step_up_redirect(request: HttpRequest, *, max_age_s: int) -> HttpResponse | None:
+    """A redirect to re-authentication when the last one is older than ``max_age_s``, with a
+    ``next`` inside Portcullis (the page itself for a GET, the page the form was on for a
+    POST); None when the last authentication is recent enough."""
+    age = authentication_age_s(request)
+    if age is not None and age <= max_age_s:
+        return None
+    target = request.get_full_path() if request.method == "GET" else None
+    url = reverse("reauth")
+    if target is None:
+        target = request.META.get("HTTP_REFERER", "") or reverse("identity:security")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("identity:security")
+    location = f"{url}?{urlencode({'next': target})}"
+    if request.headers.get("HX-Request"):
+        # An htmx request would swap the sign-in page into a fragment: have htmx load the page.
+        return HttpResponse(status=200, headers={"HX-Redirect": location})
+    return HttpResponseRedirect(location)
+
+
 def requires_recent_authentication(
     view: V | None = None, *, max_age_s: int = STEP_UP_MAX_AGE_S
 ) -> Any:
@@ -208,19 +267,9 @@ def requires_recent_authentication(
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), reverse("signin"))
-            age = authentication_age_s(request)
-            if age is None or age > max_age_s:
-                target = request.get_full_path() if request.method == "GET" else None
-                url = reverse("reauth")
-                if target is None:
-                    target = request.META.get("HTTP_REFERER", "") or reverse("identity:security")
-                from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-
-                if not url_has_allowed_host_and_scheme(
-                    target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-                ):
-                    target = reverse("identity:security")
-                return HttpResponseRedirect(f"{url}?{urlencode({'next': target})}")
+            response = _step_up_redirect(request, max_age_s=max_age_s)
+            if response is not None:
+                return response
             return func(request, *args, **kwargs)
 
         wrapper.requires_recent_authentication = max_age_s  # type: ignore[attr-defined]
