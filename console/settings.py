@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "identity.middleware.password_expiry_banner",
             ],
         },
     },
@@ -273,6 +274,12 @@ POLICY_MAX_STALENESS_S = env.int("PORTCULLIS_POLICY_MAX_STALENESS_S", default=30
 # in use for this long after their last successful fetch.
 OIDC_ALLOW_LOOPBACK_HTTP = env.bool("PORTCULLIS_OIDC_ALLOW_LOOPBACK_HTTP", default=False)
 OIDC_KEYS_MAX_AGE_S = env.int("PORTCULLIS_OIDC_KEYS_MAX_AGE_S", default=7 * 24 * 3600)
+# Sign-in throttle per source address (beyond the per-user lockout): failed attempts from one
+# address within the window before it is refused for the rest of the window.
+SIGNIN_IP_FAILURE_LIMIT = env.int("PORTCULLIS_SIGNIN_IP_FAILURE_LIMIT", default=50)
+SIGNIN_IP_WINDOW_S = env.int("PORTCULLIS_SIGNIN_IP_WINDOW_S", default=15 * 60)
+if SIGNIN_IP_FAILURE_LIMIT < 1 or SIGNIN_IP_WINDOW_S < 1:
+    raise ImproperlyConfigured("PORTCULLIS_SIGNIN_IP_FAILURE_LIMIT and _WINDOW_S must be >= 1.")
 
 LOGGING = {
     "version": 1,
