@@ -25,24 +25,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Max, Q, Value, When
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 
 from audit.context import Actor
 from audit.services import record_event
 from identity import mfa, passwords
-from identity.models import Account, ConsoleSession, User
+from identity.models import AccessKey, Account, ConsoleSession, Group, User
 from identity.passwords import clock
 from identity.request_context import (
     AUTHENTICATED_AT_SESSION_KEY,
     MFA_AUTHENTICATED_AT_SESSION_KEY,
     request_meta,
 )
+from policies.outbox import Kind, record_change
 
 __all__ = ["clock", "now"]
 
@@ -64,9 +66,8 @@ MFA_ENROLMENT_REQUIRED_KEY = "portcullis_mfa_enrolment_required"
 
 # How long the MFA step may take after the password step.
 PREAUTH_LIFETIME_S = 5 * 60
-# Per-address throttle: failures from one address within the window.
-IP_FAILURE_LIMIT = 50
-IP_WINDOW_S = 15 * 60
+# The per-address throttle (failures from one address within a window) is configured in
+# settings: SIGNIN_IP_FAILURE_LIMIT and SIGNIN_IP_WINDOW_S (PORTCULLIS_SIGNIN_IP_* variables).
 
 AUDIT_ACTION = "signin:ConsoleLogin"
 
@@ -156,17 +157,18 @@ def _ip_key(request: HttpRequest) -> str:
 
 def ip_throttled(request: HttpRequest) -> bool:
     count = cache.get(_ip_key(request), 0)
-    return int(count) >= IP_FAILURE_LIMIT
+    return int(count) >= settings.SIGNIN_IP_FAILURE_LIMIT
 
 
 def _count_ip_failure(request: HttpRequest) -> None:
     key = _ip_key(request)
-    if cache.add(key, 1, timeout=IP_WINDOW_S):
+    window = settings.SIGNIN_IP_WINDOW_S
+    if cache.add(key, 1, timeout=window):
         return
     try:
         cache.incr(key)
     except ValueError:
-        cache.set(key, 1, timeout=IP_WINDOW_S)
+        cache.set(key, 1, timeout=window)
 
 
 def is_locked(user: User) -> bool:
@@ -199,6 +201,14 @@ def record_failure(user: User) -> bool:
         > 0
     )
     return locked
+
+
+def mfa_required_for(user: User) -> bool:
+    """Whether the console requires MFA of ``user``: the account's rule, or the rule of one of
+    the user's groups (the sign-in issue's "optionally per group")."""
+    if user.account.require_mfa_for_console:
+        return True
+    return Group.objects.filter(memberships__user=user, require_mfa_for_console=True).exists()
 
 
 def _reset_failures(user: User) -> None:
@@ -253,7 +263,11 @@ def password_step(
         audit(
             request,
             user=None,
-            error_code="UnknownUser" if user is None else "NoLoginProfile",
+            error_code=(
+                "UnknownUser"
+                if user is None
+                else ("NoLoginProfile" if user.is_active else "UserDisabled")
+            ),
             account_id=user.account_id if user else "",
             parameters=params,
         )
@@ -299,7 +313,7 @@ def password_step(
         # Soft expiry: signed in, but confined to the change-password page by middleware.
         audit(request, user=user, error_code="PasswordExpired", parameters=params)
     _complete(request, user, mfa_used=False, parameters=params)
-    if user.account.require_mfa_for_console:
+    if mfa_required_for(user):
         request.session[MFA_ENROLMENT_REQUIRED_KEY] = True
         return Result(Outcome.ENROLMENT_REQUIRED, user=user)
     return Result(Outcome.SIGNED_IN, user=user)
@@ -492,13 +506,170 @@ def active_sessions(user: User) -> list[ConsoleSession]:
 def unlock_user(*, user: User, actor: Actor) -> None:
     """``portcullis:UnlockUser``: clear a lockout and its failure count."""
     with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        before = {
+            "FailedSignInCount": locked.failed_signin_count,
+            "LockedUntil": locked.locked_until.isoformat() if locked.locked_until else None,
+        }
         User.objects.filter(pk=user.pk).update(failed_signin_count=0, locked_until=None)
         record_event(
             actor=actor,
             action="portcullis:UnlockUser",
             resource_arn=user.arn,
             parameters={"UserName": user.name},
+            before=before,
+            after={"FailedSignInCount": 0, "LockedUntil": None},
         )
+    user.failed_signin_count = 0
+    user.locked_until = None
+
+
+def end_user_sessions(*, user: User, actor: Actor) -> int:
+    """``portcullis:EndUserSessions``: an administrator ends every console session of a user.
+
+    The user's session generation moves on as well, so a session the list does not show (one
+    opened while this runs) ends at its next request too. Returns how many listed sessions
+    ended."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).update(
+            session_generation=F("session_generation") + 1
+        )
+        sessions = ConsoleSession.objects.filter(user=user, ended_at__isnull=True)
+        keys = list(sessions.values_list("session_key", flat=True))
+        ended = sessions.update(ended_at=now())
+        _delete_django_sessions(keys)
+        record_event(
+            actor=actor,
+            action="portcullis:EndUserSessions",
+            resource_arn=user.arn,
+            parameters={"UserName": user.name},
+            after={"SessionsEnded": ended},
+        )
+    return ended
+
+
+def enable_user(*, user: User, actor: Actor) -> bool:
+    """``portcullis:EnableUser``: let a disabled user (inactivity, PCI DSS 8.2.6) sign in and
+    use their access keys again. Inactivity counts from now. Returns whether anything changed
+    (enabling an enabled user is a no-op, still audited)."""
+    moment = now()
+    with transaction.atomic():
+        changed = bool(
+            User.objects.filter(pk=user.pk, is_active=False).update(
+                is_active=True, active_since=moment
+            )
+        )
+        if changed:
+            _record_access_change(user)
+        record_event(
+            actor=actor,
+            action="portcullis:EnableUser",
+            resource_arn=user.arn,
+            parameters={"UserName": user.name},
+            before={"Active": not changed},
+            after={"Active": True},
+        )
+    user.is_active = True
+    return changed
+
+
+def _record_access_change(user: User) -> None:
+    """Outbox rows for a user whose access changed as a whole (enabled or disabled): the
+    user's compiled set and every access key's entry, first in the queue."""
+    account_id = user.account_id
+    record_change(kind=Kind.USER, account_id=account_id, entity_id=user.unique_id, priority=True)
+    for key_id in AccessKey.objects.filter(user=user).values_list("access_key_id", flat=True):
+        record_change(kind=Kind.ACCESS_KEY, account_id=account_id, entity_id=key_id)
+
+
+def set_group_mfa_requirement(*, group: Group, required: bool, actor: Actor) -> None:
+    """``portcullis:SetGroupMFARequirement``: require MFA for console sign-in of this group's
+    members (beyond the account-wide rule). Applies from each member's next sign-in."""
+    with transaction.atomic():
+        locked = Group.objects.select_for_update().get(pk=group.pk)
+        before = locked.require_mfa_for_console
+        locked.require_mfa_for_console = required
+        locked.save(update_fields=["require_mfa_for_console"])
+        record_event(
+            actor=actor,
+            action="portcullis:SetGroupMFARequirement",
+            resource_arn=group.arn,
+            parameters={"GroupName": group.name, "RequireMFAForConsole": required},
+            before={"RequireMFAForConsole": before},
+            after={"RequireMFAForConsole": required},
+        )
+    group.require_mfa_for_console = required
+
+
+def last_activity(user: User) -> datetime:
+    """The latest sign of life of a user: console sign-in or session, access key use, creation,
+    or being re-enabled by an administrator."""
+    moments = [user.created_at]
+    for value in (
+        user.password_last_used,
+        user.active_since,
+        AccessKey.objects.filter(user=user).aggregate(m=Max("last_used_at"))["m"],
+        ConsoleSession.objects.filter(user=user).aggregate(m=Max("last_seen_at"))["m"],
+    ):
+        if value is not None:
+            moments.append(value)
+    return max(moments)
+
+
+def disable_inactive_users(*, account_id: str | None = None) -> int:
+    """Disable the users inactive for longer than their account's
+    ``disable_inactive_users_after_days`` (PCI DSS v4 8.2.6: 90 days). Returns how many.
+
+    Not the root user, and not a user exempt from lockout: that flag marks a break-glass
+    account, which by design may go unused for long. Each user is disabled by a conditional
+    UPDATE (``is_active`` still true), so two sweeps running at once disable and audit a user
+    once; the audit row and the propagation rows commit with it. A disabled user cannot sign in
+    and their access keys stop working; an administrator re-enables them (``enable_user``)."""
+    accounts = Account.objects.filter(disable_inactive_users_after_days__isnull=False)
+    if account_id is not None:
+        accounts = accounts.filter(pk=account_id)
+    moment = now()
+    disabled = 0
+    for account in accounts:
+        days = account.disable_inactive_users_after_days
+        if not days:
+            continue
+        cutoff = moment - timedelta(days=days)
+        candidates = (
+            User.objects.filter(
+                account=account, is_root=False, is_active=True, lockout_exempt=False
+            )
+            .filter(created_at__lt=cutoff)
+            .filter(Q(password_last_used__isnull=True) | Q(password_last_used__lt=cutoff))
+            .filter(Q(active_since__isnull=True) | Q(active_since__lt=cutoff))
+            .exclude(access_keys__last_used_at__gte=cutoff)
+            .exclude(console_sessions__last_seen_at__gte=cutoff)
+            .select_related("account")
+            .order_by("pk")
+        )
+        actor = Actor.system("DisableInactiveUsers", account_id=account.id)
+        for user in candidates.iterator():
+            inactive_since = last_activity(user)
+            with transaction.atomic():
+                won = User.objects.filter(pk=user.pk, is_active=True).update(
+                    is_active=False, session_generation=F("session_generation") + 1
+                )
+                if not won:
+                    continue
+                ConsoleSession.objects.filter(user=user, ended_at__isnull=True).update(
+                    ended_at=moment
+                )
+                _record_access_change(user)
+                record_event(
+                    actor=actor,
+                    action="portcullis:DisableInactiveUser",
+                    resource_arn=user.arn,
+                    parameters={"UserName": user.name, "InactiveDays": days},
+                    before={"Active": True, "LastActivity": inactive_since.isoformat()},
+                    after={"Active": False},
+                )
+            disabled += 1
+    return disabled
 
 
 def end_sessions(

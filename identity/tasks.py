@@ -1,11 +1,11 @@
 """Celery tasks of the identity app: fetching OpenID Connect providers' discovery documents and
-signing keys (see ``identity.federation``)."""
+signing keys (see ``identity.federation``); disabling inactive users (``identity.signin``)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from identity import federation
+from identity import federation, signin
 from identity.models import OIDCProvider
 
 
@@ -30,3 +30,11 @@ def refresh_oidc_provider_keys() -> int:
     for provider_id in ids:
         fetch_oidc_provider_keys.delay(provider_id)
     return len(ids)
+
+
+@shared_task(name="identity.disable_inactive_users", soft_time_limit=300, time_limit=360)
+def disable_inactive_users() -> int:
+    """Beat: disable users inactive for longer than their account allows (PCI DSS v4 8.2.6).
+    Idempotent: each user is disabled by a conditional UPDATE, so a redelivered or overlapping
+    run disables and audits nobody twice. Returns how many were disabled."""
+    return signin.disable_inactive_users()

@@ -366,7 +366,7 @@ def change_password_view(request: HttpRequest) -> HttpResponse:
 
 
 def _enrolment_is_forced(request: HttpRequest, user: User) -> bool:
-    return user.account.require_mfa_for_console and not mfa.has_mfa(user)
+    return signin.mfa_required_for(user) and not mfa.has_mfa(user)
 
 
 def _render_enrolment(

@@ -139,8 +139,8 @@ def test_it_cannot_finish_with_another_users_device(client, alice, mallory):
     assert client.get("/my/").status_code == 302
 
 
-def test_it_throttles_one_address_before_it_can_lock_everyone(client, alice, monkeypatch):
-    monkeypatch.setattr(signin, "IP_FAILURE_LIMIT", 3)
+def test_it_throttles_one_address_before_it_can_lock_everyone(client, alice, settings):
+    settings.SIGNIN_IP_FAILURE_LIMIT = 3
     for _ in range(3):
         post_signin(client, user_name="someone-else")
 
