@@ -23,4 +23,6 @@ app.conf.beat_schedule = {
         "task": "identity.refresh_oidc_provider_keys",
         "schedule": 3600.0,
     },
+    # Users inactive for longer than their account allows are disabled (PCI DSS 8.2.6).
+    "disable-inactive-users": {"task": "identity.disable_inactive_users", "schedule": 3600.0},
 }
