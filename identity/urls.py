@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from identity import views
+from identity import admin_views, views
 
 # Included without a namespace: ``settings.LOGIN_URL`` is "signin".
 signin_urlpatterns = [
@@ -36,4 +36,44 @@ urlpatterns = [
     ),
     path("sessions/", views.sessions_view, name="sessions"),
     path("sessions/end/", views.sessions_end_view, name="sessions_end"),
+]
+
+# Administrators' actions on the users and groups of their account (identity.admin_views),
+# included at the site root under the namespace "identity_admin", next to the console's pages.
+admin_urlpatterns = [
+    path(
+        "users/<str:user_name>/console-access/",
+        admin_views.user_console_access,
+        name="user_console_access",
+    ),
+    path("users/<str:user_name>/password/", admin_views.user_password_create, name="password"),
+    path(
+        "users/<str:user_name>/password/reset/",
+        admin_views.user_password_reset,
+        name="password_reset",
+    ),
+    path(
+        "users/<str:user_name>/password/delete/",
+        admin_views.user_password_delete,
+        name="password_delete",
+    ),
+    path("users/<str:user_name>/unlock/", admin_views.user_unlock, name="unlock"),
+    path("users/<str:user_name>/enable/", admin_views.user_enable, name="enable"),
+    # A serial number is an ARN (arn:aws:iam::<acct>:mfa/<path><name>): slashes included.
+    path(
+        "users/<str:user_name>/mfa/<path:serial_number>/deactivate/",
+        admin_views.user_mfa_deactivate,
+        name="mfa_deactivate",
+    ),
+    path("users/<str:user_name>/sessions/end/", admin_views.user_sessions_end, name="sessions_end"),
+    path(
+        "groups/<str:group_name>/console-access/",
+        admin_views.group_console_access,
+        name="group_console_access",
+    ),
+    path(
+        "groups/<str:group_name>/mfa-requirement/",
+        admin_views.group_mfa_requirement,
+        name="group_mfa_requirement",
+    ),
 ]
