@@ -16,5 +16,7 @@ urlpatterns = [
     path("v1/", include("api.decision_urls")),
     # SigV4-signed requests to / are the IAM/STS Query API; everything else falls through.
     path("", include("api.urls")),
+    # Administrators' sign-in actions on users and groups (sign-in issue), next to the console.
+    path("", include((identity_urls.admin_urlpatterns, "identity_admin"))),
     path("", include("console.console_urls")),
 ]
