@@ -243,10 +243,14 @@ def _authenticate(request: HttpRequest) -> sigv4.AuthenticatedCaller:
     return caller
 
 
-def _caller_may_ask(caller: sigv4.AuthenticatedCaller, principal_arn: str) -> str | None:
+def _caller_may_ask(
+    caller: sigv4.AuthenticatedCaller,
+    principal_arn: str,
+    caller_set: engine.CompiledPolicySet | None = None,
+) -> str | None:
     """None when the caller may ask about ``principal_arn``; AWS's AccessDenied text (and an
-    audit event) otherwise."""
-    decision = access.decide(caller.actor, AUTHORIZE_ACTION, principal_arn)
+    audit event) otherwise. ``caller_set``: the caller's compiled set, when a batch holds it."""
+    decision = access.decide(caller.actor, AUTHORIZE_ACTION, principal_arn, policy_set=caller_set)
     if decision.allowed:
         return None
     message = engine.access_denied_message(
@@ -269,13 +273,14 @@ def _decide_one(
     item: Any,
     permitted: dict[str, str | None],
     prefetched: Mapping[str, Any] | None = None,
+    caller_set: engine.CompiledPolicySet | None = None,
 ) -> tuple[int, dict[str, Any]]:
     try:
         principal, action, resource, context = _parse_request(item)
     except BadRequest as exc:
         return 400, {"error": {"code": exc.code, "message": exc.message}}
     if principal not in permitted:
-        permitted[principal] = _caller_may_ask(caller, principal)
+        permitted[principal] = _caller_may_ask(caller, principal, caller_set)
     denied = permitted[principal]
     if denied is not None:
         return 403, {"error": {"code": "AccessDenied", "message": denied}}
@@ -360,9 +365,15 @@ def authorize_batch(request: HttpRequest, caller: sigv4.AuthenticatedCaller) -> 
     }
     # Every principal's compiled set in one Redis round trip, not one per request.
     prefetched = access.prefetch_principals(sorted(principals))
+    # The caller's own set once for the whole batch (decide fails closed if it is None).
+    try:
+        caller_set = access.compiled_policy_set(caller.actor)
+    except Exception:
+        logger.exception("no policy set for caller %s", caller.actor.arn)
+        caller_set = None
     results = []
     for item in requests:
-        status, body = _decide_one(caller, item, permitted, prefetched)
+        status, body = _decide_one(caller, item, permitted, prefetched, caller_set)
         body["status"] = status
         results.append(body)
     worst = max((r["status"] for r in results if r["status"] >= 500), default=200)

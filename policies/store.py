@@ -170,6 +170,41 @@ local fresh = redis.call('GET', ARGV[1] .. 'fresh_at') or '0'
 return {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key}
 """
 
+# The same for several ARN index keys at once (KEYS); ARGV[1] ns, ARGV[1 + i] known digest
+# of KEYS[i]. Returns one answer per key (false: no entry).
+_READ_MANY = """
+local fresh = redis.call('GET', ARGV[1] .. 'fresh_at') or '0'
+local out = {}
+for i = 1, #KEYS do
+  local key = redis.call('GET', KEYS[i])
+  local answer = false
+  if key then
+    local e = redis.call('HMGET', key, 'seq', 'at', 'digest', 'deps', 'tomb')
+    if e[1] then
+      local maxm = 0
+      local deps = {}
+      for dep in string.gmatch(e[4] or '', '%S+') do deps[#deps + 1] = ARGV[1] .. 'm:' .. dep end
+      if #deps > 0 then
+        local ms = redis.call('MGET', unpack(deps))
+        for j = 1, #ms do
+          if ms[j] and tonumber(ms[j]) > maxm then maxm = tonumber(ms[j]) end
+        end
+      end
+      local facts = false
+      local body = false
+      if e[3] ~= ARGV[i + 1] then
+        local fb = redis.call('HMGET', key, 'facts', 'body')
+        facts = fb[1]
+        body = fb[2]
+      end
+      answer = {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key}
+    end
+  end
+  out[i] = answer
+end
+return out
+"""
+
 # KEYS: marker keys; ARGV[1]: the change sequence. A marker only ever grows.
 _MARK = """
 for i = 1, #KEYS do
@@ -409,13 +444,11 @@ def read_many_by_arn(arns: Sequence[str]) -> dict[str, StoredSet | None]:
     """``read(arn=…)`` for several principals in one round trip (batch decisions)."""
     _guard()
     ns = namespace()
-    script = _script("read", _READ)
     keys = [f"{ns}arn:{arn}" for arn in arns]
     try:
-        pipe = client().pipeline(transaction=False)
-        for key in keys:
-            script(keys=[key], args=[ns, _known.get(key, ""), "arn"], client=pipe)
-        results = pipe.execute()
+        results = _script("read_many", _READ_MANY)(
+            keys=keys, args=[ns, *(_known.get(key, "") for key in keys)]
+        )
     except Exception as exc:
         raise _trip(exc) from exc
     answers: dict[str, StoredSet | None] = {}
