@@ -59,6 +59,7 @@ import jwt
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.context import Actor, RequestMeta
@@ -731,10 +732,18 @@ def refresh_oidc_provider_keys(*, provider_id: int) -> bool:
     On failure the cached keys stay as they are and the error is kept for the console; the
     caller (a task, or verification on an unknown key id) decides whether to try again.
     Returns whether the keys were refreshed.
+
+    Idempotent and safe to run concurrently (a redelivered task, the beat and an unknown key
+    id can overlap): each write is a conditional UPDATE that applies only if no fetch that
+    started later has stored its result meanwhile, so older documents never replace newer ones.
     """
     provider = OIDCProvider.objects.filter(pk=provider_id).first()
     if provider is None:
         return False
+    started = timezone.now()
+    not_newer = OIDCProvider.objects.filter(pk=provider_id).filter(
+        Q(jwks_fetched_at__isnull=True) | Q(jwks_fetched_at__lt=started)
+    )
     try:
         discovery = _http(discovery_url(provider.url))
         if not isinstance(discovery, dict):
@@ -752,13 +761,13 @@ def refresh_oidc_provider_keys(*, provider_id: int) -> bool:
         if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise FetchError(f"{jwks_uri} is not a JSON Web Key Set.")
     except FetchError as exc:
-        OIDCProvider.objects.filter(pk=provider_id).update(jwks_fetch_error=str(exc)[:2000])
+        not_newer.update(jwks_fetch_error=str(exc)[:2000])
         logger.warning("OIDC provider %s: %s", provider.url, exc)
         return False
-    OIDCProvider.objects.filter(pk=provider_id).update(
+    not_newer.update(
         discovery_document=discovery,
         jwks={"keys": [k for k in jwks["keys"] if isinstance(k, dict)]},
-        jwks_fetched_at=timezone.now(),
+        jwks_fetched_at=started,
         jwks_fetch_error="",
     )
     return True

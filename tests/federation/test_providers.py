@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from identity import federation
@@ -182,3 +185,24 @@ def test_it_refuses_a_discovery_document_for_another_issuer(account, root_actor,
     provider.refresh_from_db()
     assert provider.jwks == {}
     assert "404" in provider.jwks_fetch_error
+
+
+def test_it_never_replaces_keys_stored_by_a_fetch_that_started_later(
+    account, root_actor, rogue_issuer
+):
+    # Overlapping fetches (a redelivered task, the beat, an unknown kid): a slower fetch that
+    # started earlier finishes last, and must not put its older documents over newer ones.
+    provider = federation.create_open_id_connect_provider(
+        account=account, url=rogue_issuer.issuer, actor=root_actor
+    )
+    later = timezone.now() + timedelta(seconds=5)
+    OIDCProvider.objects.filter(pk=provider.pk).update(
+        jwks={"keys": [{"kid": "newer", "kty": "RSA"}]}, jwks_fetched_at=later
+    )
+
+    assert federation.refresh_oidc_provider_keys(provider_id=provider.pk) is True
+
+    provider.refresh_from_db()
+    assert provider.jwks == {"keys": [{"kid": "newer", "kty": "RSA"}]}
+    assert provider.jwks_fetched_at == later
+    assert rogue_issuer.fetches == ["/.well-known/openid-configuration", "/jwks"]
