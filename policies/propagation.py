@@ -154,7 +154,7 @@ class _Compiler:
 def user_entries(
     user_pks: Sequence[int], *, stamp: int, compiler: _Compiler | None = None
 ) -> tuple[list[store.Entry], dict[str, str]]:
-    """Entries for these users, from 7 queries whatever their number. Returns the entries
+    """Entries for these users, from at most 7 queries whatever their number. Returns the entries
     that compiled and {unique id: error} for those that did not. The sources are ordered as
     ``policies.selectors.user_policy_sources`` orders them."""
     compiler = compiler or _Compiler()
@@ -178,12 +178,17 @@ def user_entries(
     ):
         groups_of[user_id].append(group_id)
     group_ids = {g for gs in groups_of.values() for g in gs}
-    groups = {
-        g["pk"]: g
-        for g in Group.objects.filter(pk__in=group_ids).values(
-            "pk", "unique_id", "name", "path", "account_id"
-        )
-    }
+    # Fewer round trips for the common single-user change: no groups, no group queries.
+    groups = (
+        {
+            g["pk"]: g
+            for g in Group.objects.filter(pk__in=group_ids).values(
+                "pk", "unique_id", "name", "path", "account_id"
+            )
+        }
+        if group_ids
+        else {}
+    )
     user_inline: dict[int, list[tuple[str, str]]] = defaultdict(list)
     group_inline: dict[int, list[tuple[str, str]]] = defaultdict(list)
     inline_rows = InlinePolicy.objects.filter(
@@ -200,9 +205,14 @@ def user_entries(
     ):
         user_att[user_id].add(policy_id)
     group_att: dict[int, set[int]] = defaultdict(set)
-    for group_id, policy_id in GroupPolicyAttachment.objects.filter(
-        group_id__in=group_ids
-    ).values_list("group_id", "policy_id"):
+    group_rows = (
+        GroupPolicyAttachment.objects.filter(group_id__in=group_ids).values_list(
+            "group_id", "policy_id"
+        )
+        if group_ids
+        else []
+    )
+    for group_id, policy_id in group_rows:
         group_att[group_id].add(policy_id)
     policy_pks = {p for ps in user_att.values() for p in ps}
     policy_pks |= {p for ps in group_att.values() for p in ps}

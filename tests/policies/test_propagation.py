@@ -270,3 +270,34 @@ def test_it_reports_status_and_rebuilds_from_the_command_line(
     heidi = User.objects.get(name="heidi")
     assert store.read(unique_id=heidi.unique_id) is not None
     assert "published" in out
+
+
+def test_it_reads_a_chunk_of_users_in_a_fixed_number_of_queries(
+    account, root_actor, django_assert_max_num_queries
+):
+    policy = policy_services.create_policy(
+        account=account, policy_name="put", policy_document=ALLOW_PUT, actor=root_actor
+    )
+    identity_services.create_group(account=account, group_name="crowd", actor=root_actor)
+    policy_services.attach_group_policy(
+        account=account, group_name="crowd", policy_arn=policy.arn, actor=root_actor
+    )
+    for i in range(30):
+        identity_services.create_user(account=account, user_name=f"c{i}", actor=root_actor)
+        identity_services.add_user_to_group(
+            account=account, group_name="crowd", user_name=f"c{i}", actor=root_actor
+        )
+        policy_services.put_user_policy(
+            account=account,
+            user_name=f"c{i}",
+            policy_name="own",
+            policy_document=ALLOW_GET,
+            actor=root_actor,
+        )
+    pks = list(User.objects.filter(name__startswith="c").values_list("pk", flat=True))
+
+    with django_assert_max_num_queries(7):
+        entries, failures = propagation.user_entries(pks, stamp=1)
+
+    assert (len(entries), failures) == (30, {})
+    assert all(policy.unique_id in entry.deps for entry in entries)
