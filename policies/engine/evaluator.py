@@ -88,14 +88,16 @@ class Decision:
     not change a Request (or its context) after evaluating it if you will read them.
     """
 
-    __slots__ = ("_explain", "_kind", "_matched", "_missing", "_reason")
+    __slots__ = ("_kind", "_matched", "_missing", "_reason", "_request", "_set")
     __match_args__ = ("decision", "matched_statements", "missing_context_values", "deny_reason")
 
     _kind: DecisionKind
     _matched: tuple[MatchedStatement, ...]
     _missing: tuple[str, ...]
     _reason: str
-    _explain: tuple[CompiledPolicySet, Request] | None
+    # Set while the details are still to be worked out (see _work_out).
+    _set: CompiledPolicySet | None
+    _request: Request | None
 
     def __init__(
         self,
@@ -108,7 +110,8 @@ class Decision:
         self._matched = matched_statements
         self._missing = missing_context_values
         self._reason = deny_reason
-        self._explain = None
+        self._set = None
+        self._request = None
 
     @property
     def decision(self) -> DecisionKind:
@@ -124,27 +127,32 @@ class Decision:
 
     @property
     def matched_statements(self) -> tuple[MatchedStatement, ...]:
-        if self._explain is not None:
+        if self._set is not None:
             self._work_out()
         return self._matched
 
     @property
     def missing_context_values(self) -> tuple[str, ...]:
-        if self._explain is not None:
+        if self._set is not None:
             self._work_out()
         return self._missing
 
     def _work_out(self) -> None:
-        explain = self._explain
-        if explain is None:
+        policy_set, request = self._set, self._request
+        if policy_set is None or request is None:
             return
         # The full scan finds every matching statement and every missing key, in policy
         # order; it reaches the same outcome (the tests hold both paths to that). Two threads
-        # may both get here: they compute the same values.
-        full = _evaluate_identity(explain[0], explain[1])
+        # may both get here: they compute the same values, and _set is cleared last.
+        try:
+            full = _evaluate_identity(policy_set, request)
+        except Exception:
+            # The outcome stands (it was decided without error); only the details are lost.
+            full = _ERROR
         self._matched = full._matched
         self._missing = full._missing
-        self._explain = None
+        self._request = None
+        self._set = None
 
     def _fields(self) -> tuple[str, tuple[MatchedStatement, ...], tuple[str, ...], str]:
         return (
@@ -447,7 +455,8 @@ class _AnyOf:
         self.prefixes = tuple(kept)
         self.rest = tuple(plain + conditional)
 
-    def any_applies(self, resource: str, scan: _Scan) -> bool:
+    def any_applies(self, resource: str, scan: Any) -> bool:
+        """``scan`` is the decision's _Scan; it may be None when ``rest`` is empty."""
         if self.always or resource in self.exact:
             return True
         prefixes = self.prefixes
@@ -509,6 +518,7 @@ class _Plan:
         "empty",
         "exact",
         "general",
+        "needs_scan",
         "prefix",
     )
 
@@ -541,6 +551,11 @@ class _Plan:
         self.denies = _AnyOf(denies) if denies else None
         allows = [st for st in stmts if not st.deny]
         self.allows = _AnyOf(allows) if allows else None
+        # Whether the fast path may test a statement one by one (and so need the context).
+        self.needs_scan = bool(
+            (self.denies is not None and self.denies.rest)
+            or (self.allows is not None and self.allows.rest)
+        )
 
 
 class _Index:
@@ -1034,7 +1049,8 @@ def _decision(
     decision._matched = matched
     decision._missing = missing
     decision._reason = reason
-    decision._explain = None
+    decision._set = None
+    decision._request = None
     return decision
 
 
@@ -1047,7 +1063,8 @@ def _lazy(
     decision._matched = ()
     decision._missing = ()
     decision._reason = reason
-    decision._explain = (policy_set, request)
+    decision._set = policy_set
+    decision._request = request
     return decision
 
 
@@ -1086,9 +1103,42 @@ def _decide_identity(policy_set: CompiledPolicySet, request: Request) -> Decisio
     Decision calls on first access to ``matched_statements`` or
     ``missing_context_values``."""
     action = request.action
+    index = policy_set._identity
+    plan = index.memo.get(action)
+    if plan is None:
+        plan = index.plan(action)
+    if policy_set._boundary is not None or policy_set._session is not None:
+        return _decide_layered(policy_set, request, plan)
+    resource = request.resource
+    # Per-decision scratch only when a statement may need the context or a variable.
+    scan = _Scan(request) if plan.needs_scan else None
+    denies = plan.denies
+    if denies is not None and denies.any_applies(resource, scan):
+        return _lazy("explicitDeny", "identity-based policy", policy_set, request)
+    allows = plan.allows
+    if allows is not None and allows.any_applies(resource, scan):
+        account = request.resource_account
+        if not account and resource.startswith("arn:"):
+            parts = resource.split(":", 5)
+            if len(parts) == 6:
+                account = parts[4]
+        if not account or account == request.principal.account:
+            return _lazy("allowed", "", policy_set, request)
+        # Cross-account access also needs the resource's own policy, and there is none.
+        reason = "resource-based policy"
+    else:
+        reason = "identity-based policy"
+    if plan.conditional:
+        # A condition may have been missing a key: the full scan reports which.
+        return _lazy("implicitDeny", f"no {reason} allows the {action} action", policy_set, request)
+    return _implicit(reason, action, None)
+
+
+def _decide_layered(policy_set: CompiledPolicySet, request: Request, ident: _Plan) -> Decision:
+    """:func:`_decide_identity` with a permissions boundary or session policies."""
+    action = request.action
     resource = request.resource
     scan = _Scan(request)
-    ident = policy_set._identity.plan(action)
     boundary = policy_set._boundary
     session = policy_set._session
     bplan = boundary.plan(action) if boundary is not None else None
