@@ -23,10 +23,11 @@ import contextlib
 import json
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import statistics
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tempfile
 import threading
@@ -192,7 +193,7 @@ def _signed(port: int, path: str, body: dict[str, Any], key: Any) -> bytes:
 class _Process:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="pbench-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # nosec B603
             command,
             cwd=ROOT,
             env={**os.environ, **env},
@@ -228,6 +229,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.contrib.auth.hashers import make_password
     from django.core.management import call_command
 
     from audit.context import Actor
@@ -246,7 +248,7 @@ def main() -> None:
         account = create_account(
             root_email="root@bench.example",
             account_id="111111111111",
-            password="Bench-pass-1!",  # noqa: S106 - a throwaway database
+            password=secrets.token_urlsafe(16) + "aA1!",
         ).account
         root = User.objects.get(account=account, is_root=True)
         actor = Actor(arn=root.arn, account_id=account.id, kind="root", user=root)
@@ -276,12 +278,13 @@ def main() -> None:
         solo = identity_services.create_user(account=account, user_name="solo", actor=actor)
         identity_services.create_group(account=account, group_name="everyone", actor=actor)
         group = Group.objects.get(name="everyone")
+        unusable = make_password(None)
         users = User.objects.bulk_create(
             User(
                 account=account,
                 name=f"u{i:05d}",
                 unique_id=naming.new_unique_id(naming.USER_ID_PREFIX),
-                password="!",  # noqa: S106 - Django's "no usable password"
+                password=unusable,
             )
             for i in range(USERS)
         )
