@@ -1,11 +1,18 @@
 """Benchmark of the Query API: signed calls per second and latency, on PostgreSQL.
 
-    DATABASE_URL=postgres://... python -m api.bench [--requests 500] [--concurrency 4]
+    DATABASE_URL=postgres://... REDIS_URL=redis://... python -m api.bench \
+        [--requests 400] [--concurrency 4] [--rounds 3]
+    DATABASE_URL=... REDIS_URL=... python -m api.bench --profile   # one GetUser, in-process
 
-Starts gunicorn on loopback against the configured database, prepares an account
-(``999999999999``) with an imported administrator key, then drives it with boto3 clients
-(SigV4 signing included in the client's time): ``GetUser`` and ``CreateUser`` + ``DeleteUser``
-pairs. Prints the figures and, last, one JSON line.
+Prepares an account (``999999999999``) with an imported administrator key, publishes the
+compiled policy sets to the store and starts the production shape on loopback: gunicorn, and
+(with ``REDIS_URL``) one Celery worker with beat, which keeps the store current and trusted.
+Then it drives gunicorn with boto3 clients (SigV4 signing included in the client's time):
+``GetUser`` and ``CreateUser`` + ``DeleteUser`` pairs, ``--rounds`` times, and prints each
+round and the median round. Last line: one JSON document.
+
+``--profile`` instead signs ``GetUser`` calls in-process (Django's request factory straight
+into the Query API view), prints the SQL statements one call makes and cProfile's top entries.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -62,6 +70,35 @@ def _prepare() -> None:
     # Leftovers of an interrupted run.
     for user in User.objects.filter(account_id=BENCH_ACCOUNT, name__startswith="bench-tmp-"):
         user.delete()
+    if os.environ.get("REDIS_URL"):
+        call_command("propagation_rebuild", verbosity=0)
+
+
+def _start_worker() -> subprocess.Popen[bytes] | None:
+    """One Celery worker with beat, as production runs it: it propagates the benchmark's
+    changes to the compiled-policy store and its sweep keeps the store's entries trusted."""
+    if not os.environ.get("REDIS_URL"):
+        return None
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "console",
+            "worker",
+            "--beat",
+            "--queues",
+            "priority,celery",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(Path(tempfile.gettempdir()) / f"bench-beat-{os.getpid()}"),
+        ],
+        cwd=root,
+        start_new_session=True,
+    )
 
 
 def _free_port() -> int:
@@ -144,15 +181,86 @@ def _run(url: str, requests: int, concurrency: int, work: Any) -> dict[str, floa
     }
 
 
+def _profile(calls: int) -> None:
+    """Signed GetUser calls in-process: the SQL one call makes, then cProfile's top entries."""
+    import cProfile
+    import pstats
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from django.db import connection
+    from django.test import RequestFactory
+    from django.test.utils import CaptureQueriesContext
+
+    from api.views import root
+
+    credentials = Credentials(BENCH_KEY_ID, BENCH_SECRET)
+    factory = RequestFactory()
+    body = "Action=GetUser&Version=2010-05-08&UserName=bench"
+    content_type = "application/x-www-form-urlencoded; charset=utf-8"
+
+    def call() -> None:
+        signed = AWSRequest(
+            method="POST",
+            url="http://127.0.0.1/",
+            data=body,
+            headers={"Content-Type": content_type},
+        )
+        SigV4Auth(credentials, "iam", "us-east-1").add_auth(signed)
+        headers = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in signed.headers.items()
+            if name.lower() != "content-type"
+        }
+        request = factory.post(
+            "/", data=body, content_type=content_type, HTTP_HOST="127.0.0.1", **headers
+        )
+        response = root(request)
+        if response.status_code != 200:
+            raise SystemExit(response.content.decode())
+
+    for _ in range(20):
+        call()
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    print(f"SQL statements in one signed GetUser: {len(captured.captured_queries)}")
+    for query in captured.captured_queries:
+        print("   ", query["sql"][:120])
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    elapsed = time.perf_counter() - started
+    print(f"in-process: {calls / elapsed:.1f} calls/s, {elapsed / calls * 1000:.2f} ms per call")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        call()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median GetUser rate (a whole round, so its figures belong together)."""
+    ordered = sorted(rounds, key=lambda r: r["get_user"]["rps"])
+    return ordered[len(ordered) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="profile GetUser in-process")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database: the benchmark measures it.")
     _prepare()
+    if args.profile:
+        _profile(args.requests)
+        return
+    worker = _start_worker()
     process, url = _start_server(args.workers)
     try:
 
@@ -164,35 +272,50 @@ def main() -> None:
             client.create_user(UserName=name)
             client.delete_user(UserName=name)
 
-        get = _run(url, args.requests, args.concurrency, get_user)
-        print(
-            f"GetUser:               {get['rps']:8.1f} calls/s  p50 {get['p50_ms']:.2f} ms  "
-            f"p99 {get['p99_ms']:.2f} ms  ({get['calls']} calls, {args.concurrency} clients)"
-        )
-        pairs = _run(url, args.requests // 2, args.concurrency, create_delete)
-        pair_calls = {
-            "pairs_per_s": pairs["rps"],
-            "calls_per_s": round(pairs["rps"] * 2, 1),
-            "p50_ms": pairs["p50_ms"],
-            "p99_ms": pairs["p99_ms"],
-        }
-        print(
-            f"CreateUser+DeleteUser: {pairs['rps']:8.1f} pairs/s ({pair_calls['calls_per_s']} "
-            f"calls/s)  p50 {pairs['p50_ms']:.2f} ms  p99 {pairs['p99_ms']:.2f} ms per pair"
-        )
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            get = _run(url, args.requests, args.concurrency, get_user)
+            pairs = _run(url, args.requests // 2, args.concurrency, create_delete)
+            pair_calls = {
+                "pairs_per_s": pairs["rps"],
+                "calls_per_s": round(pairs["rps"] * 2, 1),
+                "p50_ms": pairs["p50_ms"],
+                "p99_ms": pairs["p99_ms"],
+            }
+            rounds.append({"get_user": get, "create_delete_user": pair_calls})
+            print(f"round {number}:")
+            _print_round(get, pair_calls, args.concurrency)
+        median = _median_round(rounds)
+        print(f"median of {len(rounds)} rounds (by GetUser calls/s):")
+        _print_round(median["get_user"], median["create_delete_user"], args.concurrency)
         print(
             json.dumps(
                 {
-                    "get_user": get,
-                    "create_delete_user": pair_calls,
+                    **median,
+                    "rounds": rounds,
                     "concurrency": args.concurrency,
                     "gunicorn_workers": args.workers,
+                    "celery_worker": worker is not None,
                 }
             )
         )
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
+
+
+def _print_round(get: dict[str, Any], pairs: dict[str, Any], concurrency: int) -> None:
+    print(
+        f"  GetUser:               {get['rps']:8.1f} calls/s  p50 {get['p50_ms']:.2f} ms  "
+        f"p99 {get['p99_ms']:.2f} ms  ({get['calls']} calls, {concurrency} clients)"
+    )
+    print(
+        f"  CreateUser+DeleteUser: {pairs['pairs_per_s']:8.1f} pairs/s ({pairs['calls_per_s']} "
+        f"calls/s)  p50 {pairs['p50_ms']:.2f} ms  p99 {pairs['p99_ms']:.2f} ms per pair"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Value
+from django.db.models.functions import Lower
+
 from api.registry import Call, operation, resource_tag_context, tag_context
 from identity import selectors, services
 from identity.errors import NoSuchEntity, ValidationError
@@ -113,9 +116,12 @@ def paging(call: Call) -> dict[str, Any]:
 def _named(call: Call, model: type[Any], kind: str, name: str) -> tuple[Any, str, dict[str, Any]]:
     """The entity (or None) and its ARN for authorization: the stored path when it exists,
     ``/`` otherwise (the caller learns nothing more than AWS would tell them)."""
+    # lower(name) = lower(%s), not Django's iexact (UPPER): the per-account unique indexes are on
+    # lower(name), so this is an index lookup however many entities the account has.
     entity = (
-        model.objects.filter(account=call.account, name__iexact=name)
-        .exclude(**({"is_root": True} if model is User else {}))
+        model.objects.filter(account=call.account, **({"is_root": False} if model is User else {}))
+        .alias(_lower_name=Lower("name"))
+        .filter(_lower_name=Lower(Value(name)))
         .first()
     )
     if entity is None:

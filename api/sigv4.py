@@ -15,9 +15,12 @@ understand. Secrets never appear in an error, a log line or the caller object's 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -325,12 +328,18 @@ def _check_time(parsed: _Parsed, now: datetime) -> None:
             f"Signature not yet current: {parsed.amz_date} is still later than "
             f"{_fmt(now + MAX_SKEW)} ({_fmt(now)} + 5 min.)"
         )
+    # AWS words an expired signature "Signature expired: <date> is now earlier than <date>"
+    # (IAM User Guide, "Troubleshoot signed requests for AWS APIs",
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/signature-v4-troubleshooting.html): the
+    # request's X-Amz-Date, then the earliest date still accepted, then how that was reckoned.
+    # A presigned request is accepted for its X-Amz-Expires instead of the 5-minute window.
     if parsed.presigned:
         assert parsed.expires_s is not None
         if now > signed_at + timedelta(seconds=parsed.expires_s):
             raise SignatureDoesNotMatch(
-                f"Signature expired: {_fmt(signed_at + timedelta(seconds=parsed.expires_s))} "
-                f"is now earlier than {_fmt(now)}"
+                f"Signature expired: {parsed.amz_date} is now earlier than "
+                f"{_fmt(now - timedelta(seconds=parsed.expires_s))} "
+                f"({_fmt(now)} - {parsed.expires_s} sec.)"
             )
     elif signed_at < now - MAX_SKEW:
         raise SignatureDoesNotMatch(
@@ -380,16 +389,28 @@ def canonical_request(request: HttpRequest, parsed: _Parsed, payload_hash: str) 
 # --- credentials ------------------------------------------------------------------------------
 
 
-def _resolve(parsed: _Parsed, now: datetime) -> tuple[Any, str]:
-    """The stored credential for the key id and its decrypted secret."""
-    key_id = parsed.access_key_id
-    if key_id.startswith(naming.TEMPORARY_ACCESS_KEY_PREFIX):
-        credential = (
+def _load(parsed: _Parsed) -> Any:
+    """The stored credential for the key id, with what authentication and the actor need."""
+    if parsed.access_key_id.startswith(naming.TEMPORARY_ACCESS_KEY_PREFIX):
+        return (
             TemporaryCredential.objects.select_related("account", "role", "user")
-            .filter(access_key_id=key_id)
+            .filter(access_key_id=parsed.access_key_id)
             .first()
         )
-        if credential is None or not parsed.security_token:
+    return (
+        AccessKey.objects.select_related("user", "user__account")
+        .filter(access_key_id=parsed.access_key_id)
+        .first()
+    )
+
+
+def _check_credential(credential: Any, parsed: _Parsed, now: datetime) -> None:
+    """Whether the credential may sign now: status, owner, session token and expiry. Checked
+    on every request, cached credential or not."""
+    if credential is None:
+        raise InvalidClientTokenId(INVALID_TOKEN_MESSAGE)
+    if isinstance(credential, TemporaryCredential):
+        if not parsed.security_token:
             raise InvalidClientTokenId(INVALID_TOKEN_MESSAGE)
         if not hmac.compare_digest(
             credential.session_token_hash, hash_session_token(parsed.security_token)
@@ -399,18 +420,151 @@ def _resolve(parsed: _Parsed, now: datetime) -> tuple[Any, str]:
             raise ExpiredToken("The security token included in the request is expired")
         if credential.user is not None and not credential.user.is_active:
             raise InvalidClientTokenId(INVALID_TOKEN_MESSAGE)
-        return credential, crypto.decrypt_text(credential.secret_encrypted)
-    key = (
-        AccessKey.objects.select_related("user", "user__account")
-        .filter(access_key_id=key_id)
-        .first()
-    )
-    if key is None or key.status != AccessKey.Status.ACTIVE or not key.user.is_active:
+        return
+    if credential.status != AccessKey.Status.ACTIVE or not credential.user.is_active:
         raise InvalidClientTokenId(INVALID_TOKEN_MESSAGE)
     if parsed.security_token:
         # A long-term key with a session token is a confused client; AWS refuses it.
         raise InvalidClientTokenId(INVALID_TOKEN_MESSAGE)
-    return key, crypto.decrypt_text(key.secret_encrypted)
+
+
+# --- the verified-credential cache ---------------------------------------------------------
+#
+# Every signed call used to look its key up (a three-table join) and decrypt its secret. A
+# process now keeps, per long-term access key it verified, the key row (with its user and
+# account) and the *signing keys* derived for the scopes it signed — never the secret itself,
+# which is decrypted only to derive a key for a new date/region/service.
+#
+# When is a cached key still good? With the compiled-policy store (Redis), exactly as long as
+# the store holds a trusted, active entry for the key (``propagation.credential_entry``): the
+# entry depends on the key and its user, and every committed change to either (deactivation,
+# deletion, a user renamed, tagged or disabled) sets a marker after commit that makes the
+# entry untrusted (``policies.store``), so the next call reads PostgreSQL again. The decision
+# API's caller cache (``api.decision``) relies on the same entries. Without the store (the
+# embedded default), a cached key is used for at most CREDENTIAL_CACHE_S seconds: a change
+# made in another process is seen that much later; one made through this process's Query API
+# at once (``forget_credentials`` after every successful write). Either way the cache is capped
+# at CREDENTIAL_CACHE_MAX_S. Temporary credentials are not cached: their validity also
+# depends on their role (``sessions_revoked_before``), which those entries do not track.
+# Only verified credentials are cached, so an unknown key id or a bad signature always reaches
+# the database.
+CREDENTIAL_CACHE_S = 2.0
+CREDENTIAL_CACHE_MAX_S = 60.0
+CREDENTIAL_CACHE_SIZE = 1024
+
+
+@dataclass
+class _Cached:
+    credential: Any = field(repr=False)
+    loaded_at: float
+    signing_keys: dict[tuple[str, str, str], bytes] = field(default_factory=dict, repr=False)
+    # The change sequence read before the key was (``propagation.current_sequence``).
+    stamp: int | None = None
+
+
+_cache: dict[str, _Cached] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_credentials(access_key_id: str | None = None) -> None:
+    """Drop one cached credential, or all of them."""
+    with _cache_lock:
+        if access_key_id is None:
+            _cache.clear()
+        else:
+            _cache.pop(access_key_id, None)
+
+
+def after_write() -> None:
+    """After a successful write through this process: without the store (whose markers tell
+    every process about committed changes), forget what this process cached, so its next call
+    sees the change at once."""
+    from policies import store
+
+    if not store.enabled():
+        forget_credentials()
+
+
+def _store_vouches_for(key_id: str) -> bool:
+    """Whether the compiled-policy store holds a trusted, active entry for the key."""
+    from policies import store
+
+    try:
+        entry = store.read(unique_id=key_id)
+    except store.StoreUnavailable:
+        return False
+    return entry is not None and not entry.tomb and entry.facts.get("status") == "Active"
+
+
+def _cached(key_id: str) -> _Cached | None:
+    from policies import store
+
+    if key_id.startswith(naming.TEMPORARY_ACCESS_KEY_PREFIX):
+        return None
+    entry = _cache.get(key_id)
+    if entry is None:
+        return None
+    age = time.monotonic() - entry.loaded_at
+    if store.enabled():
+        good = age <= CREDENTIAL_CACHE_MAX_S and _store_vouches_for(key_id)
+    else:
+        good = age <= getattr(settings, "API_CREDENTIAL_CACHE_S", CREDENTIAL_CACHE_S)
+    if not good:
+        forget_credentials(key_id)
+        return None
+    return entry
+
+
+def _remember(key_id: str, entry: _Cached) -> None:
+    """Keep a verified long-term key; with the store, first publish its entry (stamped with
+    the sequence read before the key was, so any later change outranks it)."""
+    from policies import propagation, store
+
+    if isinstance(entry.credential, TemporaryCredential):
+        return
+    if store.enabled():
+        try:
+            store.publish([propagation.credential_entry(key_id, stamp=entry.stamp or 0)])
+        except store.StoreUnavailable:
+            return
+    with _cache_lock:
+        if len(_cache) >= CREDENTIAL_CACHE_SIZE:
+            _cache.clear()
+        _cache[key_id] = entry
+
+
+def _resolve(parsed: _Parsed, now: datetime) -> tuple[Any, bytes, _Cached | None]:
+    """The stored credential for the key id and the signing key for the request's scope.
+
+    Returns the cache entry to remember once the signature has been verified (None when the
+    credential came from the cache already)."""
+    from policies import propagation, store
+
+    entry = _cached(parsed.access_key_id)
+    fresh = entry is None
+    if entry is None:
+        stamp = None
+        if store.enabled() and not parsed.access_key_id.startswith(
+            naming.TEMPORARY_ACCESS_KEY_PREFIX
+        ):
+            stamp = propagation.current_sequence()
+        loaded = _load(parsed)
+        entry = _Cached(credential=loaded, loaded_at=time.monotonic(), stamp=stamp)
+    credential = entry.credential
+    _check_credential(credential, parsed, now)
+    scope = (parsed.date, parsed.region, parsed.service)
+    key = entry.signing_keys.get(scope)
+    if key is None:
+        secret = crypto.decrypt_text(credential.secret_encrypted)
+        key = signing_key(secret, *scope)
+        del secret
+        entry.signing_keys[scope] = key
+    # Each request gets its own instances (handlers may touch what they are given); the cache
+    # keeps a pristine copy.
+    if fresh:
+        entry.credential = copy.deepcopy(credential)
+        return credential, key, entry
+    return copy.deepcopy(credential), key, None
 
 
 def _actor_for(request: HttpRequest, credential: Any, key_id: str) -> Actor:
@@ -448,32 +602,43 @@ def _actor_for(request: HttpRequest, credential: Any, key_id: str) -> Actor:
     )
 
 
+# (key id, service, region) -> when this process last wrote it (time.monotonic()).
+_last_recorded: dict[tuple[str, str, str], float] = {}
+
+
 def record_key_use(credential: Any, *, service: str, region: str, now: datetime) -> None:
     """Access-key (or role) last-used, as ``GetAccessKeyLastUsed`` and ``RoleLastUsed`` report.
 
-    A conditional UPDATE: it writes only when the stored value is older than the resolution
-    or names another service/region, so concurrent calls do not queue on the row.
+    Written at most once per ``LAST_USED_RESOLUTION`` per key, service and region by each
+    process (it used to be an UPDATE on every signed call); the write itself is conditional
+    and only moves the time forward, so concurrent processes never queue on the row.
     """
-    stale = now - LAST_USED_RESOLUTION
+    memo = (credential.access_key_id, service, region)
+    seen = _last_recorded.get(memo)
+    if seen is not None and time.monotonic() - seen < LAST_USED_RESOLUTION.total_seconds():
+        return
+    if len(_last_recorded) >= CREDENTIAL_CACHE_SIZE:
+        _last_recorded.clear()
+    _last_recorded[memo] = time.monotonic()
     if isinstance(credential, AccessKey):
         from identity import services as identity_services
 
-        record = getattr(identity_services, "record_access_key_use", None)
-        if record is not None:
-            record(access_key_id=credential.access_key_id, service=service, region=region)
-            return
-        AccessKey.objects.filter(access_key_id=credential.access_key_id).filter(
-            Q(last_used_at__isnull=True)
-            | Q(last_used_at__lt=stale)
-            | ~Q(last_used_service=service)
-            | ~Q(last_used_region=region)
-        ).update(last_used_at=now, last_used_service=service, last_used_region=region)
+        identity_services.record_access_key_use(
+            access_key_id=credential.access_key_id, service=service, region=region, when=now
+        )
     elif credential.role_id is not None:
         from identity.models import Role
 
+        stale = now - LAST_USED_RESOLUTION
         Role.objects.filter(pk=credential.role_id).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale) | ~Q(last_used_region=region)
         ).update(last_used_at=now, last_used_region=region)
+
+
+def forget_process_state() -> None:
+    """Forget every cached credential and last-used memo (after a migrate or flush)."""
+    forget_credentials()
+    _last_recorded.clear()
 
 
 def verify_request(
@@ -508,10 +673,8 @@ def verify_request(
     ):
         raise SignatureDoesNotMatch(BAD_SIGNATURE_MESSAGE)
     _check_time(parsed, now)
-    credential, secret = _resolve(parsed, now)
+    credential, key, to_remember = _resolve(parsed, now)
     scope = f"{parsed.date}/{parsed.region}/{parsed.service}/aws4_request"
-    key = signing_key(secret, parsed.date, parsed.region, parsed.service)
-    del secret
     matched = False
     for payload_hash in _payload_hashes(request, parsed):
         to_sign = string_to_sign(
@@ -521,13 +684,22 @@ def verify_request(
         matched = hmac.compare_digest(expected, parsed.signature) or matched
     if not matched:
         raise SignatureDoesNotMatch(BAD_SIGNATURE_MESSAGE)
+    if to_remember is not None:
+        _remember(parsed.access_key_id, to_remember)
     actor = _actor_for(request, credential, parsed.access_key_id)
     if actor.kind == "root" and not settings.ALLOW_ROOT_ACCESS_KEYS:
-        # AWS: "We don't recommend that you create access keys for your root user." Checked
-        # after the signature, so only the key's holder learns it is a root key.
+        # AWS itself accepts root keys while advising against them: "We strongly recommend
+        # that you do not create access key pairs for your root user" (AWS Account Management
+        # Reference, "Create access keys for the root user",
+        # https://docs.aws.amazon.com/accounts/latest/reference/root-user-access-key.html).
+        # Portcullis follows the advice by default. The signature is valid, so this is not
+        # InvalidClientTokenId (an unknown or inactive key) but AccessDenied, AWS's code for an
+        # authenticated caller who may not do this; checked after the signature, so only the
+        # key's holder learns it is a root key.
         raise RootAccessKeyRefused(
-            "Access keys of the root user are refused on this installation "
-            "(set PORTCULLIS_ALLOW_ROOT_ACCESS_KEYS to allow them)."
+            f"User: {actor.arn} is not authorized to use access keys of the root user on this "
+            "installation. Use an IAM user or role (AWS recommends not creating root access "
+            "keys); an administrator can allow them with PORTCULLIS_ALLOW_ROOT_ACCESS_KEYS."
         )
     if record_use:
         record_key_use(credential, service=parsed.service, region=parsed.region, now=now)

@@ -160,6 +160,8 @@ def query_api(request: HttpRequest) -> HttpResponse:
         )
         call.params = protocol.parse_input(op_model, params)
         result = registered.handler(call)
+        if registered.write:
+            sigv4.after_write()
         if not registered.write or call.audit_read:
             _audit(call, params, error=None)
         body = protocol.serialize_response(service, op_model, result, request_id)
@@ -204,7 +206,10 @@ def _audit(call: Call, params: dict[str, Any], *, error: IAMError | None) -> Non
     """One event for a read, or for any failed call (the service's transaction rolled back
     with its own event), in its own transaction."""
     try:
+        outermost = not transaction.get_connection().in_atomic_block
         with transaction.atomic():
+            if error is None and outermost:
+                _commit_without_waiting_for_disk()
             record_event(
                 actor=call.actor,
                 action=call.iam_action,
@@ -218,6 +223,27 @@ def _audit(call: Call, params: dict[str, Any], *, error: IAMError | None) -> Non
         logger.exception(
             "could not audit %s request %s", call.iam_action, call.actor.meta.request_id
         )
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """Successful reads are audited with PostgreSQL's asynchronous commit.
+
+    Every audited transaction locks the chain head row (``audit.services``) and, with a
+    synchronous commit, holds it until the commit record is flushed to disk, so reads used to
+    queue writers (and each other) behind one fsync each. Reads stay in the same hash chain —
+    one ordered, verifiable trail, which a second chain or a batching buffer would give up or
+    delay — but their transactions release the lock as soon as they commit in memory.
+
+    The trade-off, per PostgreSQL's "Asynchronous Commit": after a database *crash* the read
+    events of the last moments (at most 3 × ``wal_writer_delay``, 600 ms by default) may be
+    missing. Never a broken chain: the event and its head update commit or vanish together,
+    and the next event links to whatever head survived. Changes, sign-ins and every failed
+    or denied call keep synchronous commits.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 # --- the shared root ----------------------------------------------------------------------------

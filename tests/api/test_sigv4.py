@@ -153,6 +153,35 @@ def test_it_accepts_a_presigned_get_and_refuses_one_past_its_expiry(live_server,
     assert "X-Amz-Expires must be less than a week" in excinfo.value.read().decode()
 
 
+def presigned_at(live_server: Any, when: dt.datetime, expires: int) -> str:
+    """A presigned GetCallerIdentity URL signed at ``when`` (botocore's own signer)."""
+    request = AWSRequest(
+        method="GET", url=live_server.url + "/?Action=GetCallerIdentity&Version=2011-06-15"
+    )
+    signer = SigV4QueryAuth(Credentials(ADMIN_KEY_ID, ADMIN_SECRET), "sts", "us-east-1", expires)
+    request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
+    signer._modify_request_before_signing(request)
+    signature = signer.signature(
+        signer.string_to_sign(request, signer.canonical_request(request)), request
+    )
+    signer._inject_signature_to_request(request, signature)
+    return request.prepare().url
+
+
+def test_it_refuses_a_presigned_request_past_its_expiry_in_aws_words(live_server, admin):
+    signed_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with urllib.request.urlopen(presigned_at(live_server, signed_at, 3 * 3600)) as response:
+        assert response.status == 200
+
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(presigned_at(live_server, signed_at, 3600))
+    body = excinfo.value.read().decode()
+    assert excinfo.value.code == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in body
+    assert f"Signature expired: {signed_at:%Y%m%dT%H%M%SZ} is now earlier than " in body
+    assert " - 3600 sec.)</Message>" in body
+
+
 def test_it_refuses_root_access_keys_unless_allowed(live_server, api_account, settings):
     from identity import crypto
     from identity.models import User
@@ -168,7 +197,16 @@ def test_it_refuses_root_access_keys_unless_allowed(live_server, api_account, se
     )
     with pytest.raises(ClientError) as excinfo:
         sts.get_caller_identity()
-    assert error_of(excinfo)[0] == "AccessDenied"
+    assert error_of(excinfo) == (
+        "AccessDenied",
+        "User: arn:aws:iam::111111111111:root is not authorized to use access keys of the root "
+        "user on this installation. Use an IAM user or role (AWS recommends not creating root "
+        "access keys); an administrator can allow them with PORTCULLIS_ALLOW_ROOT_ACCESS_KEYS.",
+        403,
+    )
+
+    settings.ALLOW_ROOT_ACCESS_KEYS = True
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:iam::111111111111:root"
 
 
 def test_it_answers_unsigned_calls_with_aws_error_and_leaves_get_to_the_console(live_server, admin):
