@@ -677,6 +677,7 @@ class _CheckedRedirect(urllib.request.HTTPRedirectHandler):
         try:
             check_fetchable_url(newurl)
         except InvalidInput as exc:
+            fp.close()
             raise FetchError(
                 f"{req.full_url} redirected to {newurl}, which is refused: {exc.message}"
             ) from exc
