@@ -235,3 +235,31 @@ def test_it_updates_access_key_last_used(iam):
     assert last["AccessKeyLastUsed"]["ServiceName"] == "iam"
     assert last["AccessKeyLastUsed"]["Region"] == "us-east-1"
     assert json.dumps(last, default=str)
+
+
+def test_it_stops_a_deactivated_key_and_sees_a_renamed_user_at_once_despite_the_cache(
+    live_server, iam
+):
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(
+        UserName="bob",
+        PolicyName="self",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="bob")["AccessKey"]
+    bob = client("iam", live_server, Keys(key["AccessKeyId"], key["SecretAccessKey"]))
+    for _ in range(3):
+        assert bob.get_user()["User"]["UserName"] == "bob"
+
+    iam.update_user(UserName="bob", NewUserName="robert")
+    assert bob.get_user()["User"]["Arn"] == "arn:aws:iam::111111111111:user/robert"
+
+    iam.update_access_key(UserName="robert", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    with pytest.raises(ClientError) as excinfo:
+        bob.get_user()
+    assert error_of(excinfo) == ("InvalidClientTokenId", INVALID_TOKEN, 403)
