@@ -7,6 +7,7 @@ from console.views import (
     account,
     audit,
     dashboard,
+    entities,
     groups,
     policies,
     reports,
@@ -32,6 +33,24 @@ urlpatterns = [
     path("users/<str:user_name>/policies/attach/", users.user_attach_policy, name="user_attach"),
     path("users/<str:user_name>/policies/detach/", users.user_detach_policy, name="user_detach"),
     path("users/<str:user_name>/delete/", users.user_delete, name="user_delete"),
+    path(
+        "users/<str:user_name>/inline-policies/edit/",
+        entities.user_inline_policy,
+        name="user_inline_policy",
+    ),
+    path(
+        "users/<str:user_name>/inline-policies/delete/",
+        entities.user_inline_policy_delete,
+        name="user_inline_policy_delete",
+    ),
+    path("users/<str:user_name>/tags/add/", entities.user_tag, name="user_tag"),
+    path("users/<str:user_name>/tags/remove/", entities.user_untag, name="user_untag"),
+    path("users/<str:user_name>/boundary/", entities.user_boundary, name="user_boundary"),
+    path(
+        "users/<str:user_name>/boundary/delete/",
+        entities.user_boundary_delete,
+        name="user_boundary_delete",
+    ),
     # Groups
     path("groups/", groups.group_list, name="groups"),
     path("groups/create/", groups.group_create, name="group_create"),
@@ -47,6 +66,16 @@ urlpatterns = [
         "groups/<str:group_name>/policies/detach/", groups.group_detach_policy, name="group_detach"
     ),
     path("groups/<str:group_name>/delete/", groups.group_delete, name="group_delete"),
+    path(
+        "groups/<str:group_name>/inline-policies/edit/",
+        entities.group_inline_policy,
+        name="group_inline_policy",
+    ),
+    path(
+        "groups/<str:group_name>/inline-policies/delete/",
+        entities.group_inline_policy_delete,
+        name="group_inline_policy_delete",
+    ),
     # Roles
     path("roles/", roles.role_list, name="roles"),
     path("roles/create/", roles.role_create, name="role_create"),
@@ -59,6 +88,24 @@ urlpatterns = [
         name="role_instance_profile",
     ),
     path("roles/<str:role_name>/delete/", roles.role_delete, name="role_delete"),
+    path(
+        "roles/<str:role_name>/inline-policies/edit/",
+        entities.role_inline_policy,
+        name="role_inline_policy",
+    ),
+    path(
+        "roles/<str:role_name>/inline-policies/delete/",
+        entities.role_inline_policy_delete,
+        name="role_inline_policy_delete",
+    ),
+    path("roles/<str:role_name>/tags/add/", entities.role_tag, name="role_tag"),
+    path("roles/<str:role_name>/tags/remove/", entities.role_untag, name="role_untag"),
+    path("roles/<str:role_name>/boundary/", entities.role_boundary, name="role_boundary"),
+    path(
+        "roles/<str:role_name>/boundary/delete/",
+        entities.role_boundary_delete,
+        name="role_boundary_delete",
+    ),
     # Policies (the ARN is the key: built-ins and customer policies may share a name)
     path("policies/", policies.policy_list, name="policies"),
     path("policies/create/", policies.policy_create, name="policy_create"),

@@ -236,3 +236,23 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateTimeField(required=False, label="From (UTC, YYYY-MM-DD HH:MM)")
     until = forms.DateTimeField(required=False, label="To (UTC)")
+
+
+class InlinePolicyForm(forms.Form):
+    """An inline policy of a user, group or role: its name and document (``iam:Put*Policy``)."""
+
+    policy_name = forms.CharField(max_length=128, label="Policy name")
+    policy_document = forms.CharField(
+        label="Policy document (JSON)",
+        widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false", "rows": 20}),
+    )
+
+
+class TagForm(forms.Form):
+    tags = TagsField(label="Tags to add or change (key=value, one per line)")
+
+
+class BoundaryForm(forms.Form):
+    permissions_boundary = forms.CharField(
+        max_length=2048, label="Permissions boundary (managed policy ARN)"
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from audit.context import Actor
-from console.access import console_actor
+from console.access import console_actor, render_page
 from identity.errors import IAMError
 
 # Which form field an IAM validation message is about, by the API parameter it names.
@@ -44,3 +44,13 @@ def actor(request: HttpRequest) -> Actor:
 
 def account_of(request: HttpRequest) -> Any:
     return request.user.account  # type: ignore[union-attr]
+
+
+def render_error(request: HttpRequest, exc: IAMError, back: str) -> HttpResponse:
+    """A service's IAM error as a page with its code, message and a way back."""
+    return render_page(
+        request,
+        "console/error.html",
+        {"code": exc.code, "message": exc.message, "back": back},
+        status=exc.http_status,
+    )

@@ -21,6 +21,8 @@ from console.access import (
 )
 from console.forms import GroupCreateForm
 from console.views.common import account_of, actor, form_error
+from console.views.entities import GROUP as GROUP_KIND
+from console.views.entities import editing_flags
 from console.views.users import _render_error
 from identity import naming
 from identity import services as identity_services
@@ -98,6 +100,7 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
         "can_attach": can(request, "iam:AttachGroupPolicy", arn),
         "can_detach": can(request, "iam:DetachGroupPolicy", arn),
         "can_delete": can(request, "iam:DeleteGroup", arn),
+        **editing_flags(request, GROUP_KIND, arn),
     }
     return render_page(request, "console/groups/detail.html", context)
 

@@ -115,7 +115,11 @@ def policy_create(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
         "console/policies/create.html",
-        {"form": form, "annotated": annotated},
+        {
+            "form": form,
+            "annotated": annotated,
+            "create_arn": naming.iam_arn(account.id, "policy/*"),
+        },
         status=status,
     )
 
@@ -232,21 +236,58 @@ def policy_delete_version(request: HttpRequest, policy_arn: str) -> HttpResponse
     return redirect(back)
 
 
-@require_POST
-@console_action("access-analyzer:ValidatePolicy", resource=everything)
-def policy_validate(request: HttpRequest) -> HttpResponse:
-    """The editor's live check (htmx): findings at their lines, nothing saved. IAM's console
-    calls Access Analyzer's ValidatePolicy for the same purpose."""
-    kind = {
-        "trust": engine.PolicyType.TRUST,
-        "resource": engine.PolicyType.RESOURCE,
-    }.get(request.POST.get("policy_type", ""), engine.PolicyType.IDENTITY)
-    text = request.POST.get("policy_document", "")
-    max_size = (
-        quotas.ROLE_TRUST_POLICY_SIZE
-        if kind == engine.PolicyType.TRUST
-        else (quotas.MANAGED_POLICY_SIZE)
+# What the editor is for, by the action that will save it: the kind of document and its size
+# quota. An editor sends its action and resource with each live check.
+EDITING_ACTIONS: dict[str, tuple[engine.PolicyType, int]] = {
+    "iam:CreatePolicy": (engine.PolicyType.IDENTITY, quotas.MANAGED_POLICY_SIZE),
+    "iam:CreatePolicyVersion": (engine.PolicyType.IDENTITY, quotas.MANAGED_POLICY_SIZE),
+    "iam:CreateRole": (engine.PolicyType.TRUST, quotas.ROLE_TRUST_POLICY_SIZE),
+    "iam:UpdateAssumeRolePolicy": (engine.PolicyType.TRUST, quotas.ROLE_TRUST_POLICY_SIZE),
+    "iam:PutUserPolicy": (engine.PolicyType.IDENTITY, quotas.USER_INLINE_POLICIES_SIZE),
+    "iam:PutGroupPolicy": (engine.PolicyType.IDENTITY, quotas.GROUP_INLINE_POLICIES_SIZE),
+    "iam:PutRolePolicy": (engine.PolicyType.IDENTITY, quotas.ROLE_INLINE_POLICIES_SIZE),
+}
+
+
+def _authorize_validation(request: HttpRequest, for_action: str, for_resource: str) -> None:
+    """Who may see findings: anyone allowed Access Analyzer's ValidatePolicy (what IAM's
+    console calls for the same purpose), or anyone allowed to save the document being edited
+    (``iam:CreatePolicy``, ``iam:CreatePolicyVersion``, ``iam:PutUserPolicy``, ...) on a
+    resource of their own account — so an IAMFullAccess user sees findings while typing."""
+    if can(request, "access-analyzer:ValidatePolicy", "*"):
+        authorize(request, "access-analyzer:ValidatePolicy", "*")
+        return
+    parts = naming.parse_arn(for_resource)
+    own = (
+        parts is not None
+        and parts["service"] == "iam"
+        and parts["account"] == signed_in_account(request).id
     )
+    if for_action in EDITING_ACTIONS and own:
+        authorize(request, for_action, for_resource)
+        return
+    authorize(request, "access-analyzer:ValidatePolicy", "*")
+
+
+@require_POST
+@console_action("access-analyzer:ValidatePolicy")
+def policy_validate(request: HttpRequest) -> HttpResponse:
+    """The editor's live check (htmx): findings at their lines, nothing saved."""
+    for_action = request.POST.get("validate_for_action", "")
+    _authorize_validation(request, for_action, request.POST.get("validate_for_resource", ""))
+    if for_action in EDITING_ACTIONS:
+        kind, max_size = EDITING_ACTIONS[for_action]
+    else:
+        kind = {
+            "trust": engine.PolicyType.TRUST,
+            "resource": engine.PolicyType.RESOURCE,
+        }.get(request.POST.get("policy_type", ""), engine.PolicyType.IDENTITY)
+        max_size = (
+            quotas.ROLE_TRUST_POLICY_SIZE
+            if kind == engine.PolicyType.TRUST
+            else quotas.MANAGED_POLICY_SIZE
+        )
+    text = request.POST.get("policy_document", "")
     return render_page(
         request, "console/policies/_findings.html", {"annotated": annotate(text, kind, max_size)}
     )

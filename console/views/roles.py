@@ -20,6 +20,8 @@ from console.access import (
 from console.editor import annotate
 from console.forms import TRUST_EXAMPLE, RoleCreateForm, RoleSettingsForm, TrustPolicyForm
 from console.views.common import account_of, actor, form_error
+from console.views.entities import ROLE as ROLE_KIND
+from console.views.entities import editing_flags
 from console.views.users import _render_error
 from identity import naming, quotas
 from identity import services as identity_services
@@ -82,7 +84,14 @@ def role_create(request: HttpRequest) -> HttpResponse:
                 return redirect("console:role_detail", role_name=role.name)
     status = 400 if request.method == "POST" else 200
     return render_page(
-        request, "console/roles/create.html", {"form": form, "annotated": annotated}, status=status
+        request,
+        "console/roles/create.html",
+        {
+            "form": form,
+            "annotated": annotated,
+            "create_arn": naming.iam_arn(account.id, "role/*"),
+        },
+        status=status,
     )
 
 
@@ -118,6 +127,10 @@ def _render_role(request, role, trust_form=None, settings_form=None, annotated=N
         "can_update": can(request, "iam:UpdateRole", arn),
         "can_add_profile": can(request, "iam:AddRoleToInstanceProfile", "*"),
         "can_delete": can(request, "iam:DeleteRole", arn),
+        "can_list_tags": can(request, "iam:ListRoleTags", arn),
+        "role_tag_url": reverse("console:role_tag", args=[role.name]),
+        "role_untag_url": reverse("console:role_untag", args=[role.name]),
+        **editing_flags(request, ROLE_KIND, arn),
     }
     return render_page(request, "console/roles/detail.html", context, status=status)
 

@@ -22,6 +22,8 @@ from console.access import (
 )
 from console.forms import NameForm, UserCreateForm
 from console.views.common import account_of, actor, form_error
+from console.views.entities import USER as USER_KIND
+from console.views.entities import editing_flags
 from identity import naming
 from identity import passwords as identity_passwords
 from identity import services as identity_services
@@ -168,11 +170,14 @@ def user_detail(request: HttpRequest, user_name: str) -> HttpResponse:
             context["devices"] = list(user.mfa_devices.order_by("created_at"))
     elif tab == "tags":
         context["allowed"] = can(request, "iam:ListUserTags", arn)
+        context["user_tag_url"] = reverse("console:user_tag", args=[user.name])
+        context["user_untag_url"] = reverse("console:user_untag", args=[user.name])
     elif tab == "access":
         context["allowed"] = can(request, "iam:GenerateServiceLastAccessedDetails", arn)
         if context["allowed"]:
             context["services"] = queries.last_accessed_by_service(arn)
     context["can_delete"] = can(request, "iam:DeleteUser", arn)
+    context.update(editing_flags(request, USER_KIND, arn))
     return render_page(request, "console/users/detail.html", context)
 
 

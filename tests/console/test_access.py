@@ -33,6 +33,17 @@ POST_ONLY = {
     "account_alias",
     "account_sessions",
     "credential_report_generate",
+    "user_inline_policy_delete",
+    "user_tag",
+    "user_untag",
+    "user_boundary",
+    "user_boundary_delete",
+    "group_inline_policy_delete",
+    "role_inline_policy_delete",
+    "role_tag",
+    "role_untag",
+    "role_boundary",
+    "role_boundary_delete",
 }
 
 
