@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-from .conditions import CompiledCondition
+from .conditions import CompiledCondition, _network, parse_operator
 from .model import ConditionClause, Policy, PolicyType, PrincipalSpec, Statement, build_frozen
 from .parser import parse_policy
 from .patterns import Pattern, shared_pattern
+from .patterns import _compiled as _compiled_regex
 
 PolicyKind = Literal["identity", "boundary", "session", "resource", "trust"]
 DecisionKind = Literal["allowed", "explicitDeny", "implicitDeny"]
@@ -226,6 +227,7 @@ _PRINCIPAL_TYPES = {
 
 
 _UNSET: Any = object()
+_SEQUENCE = (list, tuple)  # not ``list | tuple``, which builds a union each time it runs
 
 
 class _Ctx:
@@ -267,7 +269,7 @@ class _Ctx:
             if value is not _UNSET:
                 if value is None:
                     return None
-                return value if isinstance(value, list | tuple) else (value,)
+                return value if isinstance(value, _SEQUENCE) else (value,)
         lc = self._lc
         if lc is None:
             raw = self._raw
@@ -278,7 +280,7 @@ class _Ctx:
             lc[key] = value
         if value is None:
             return None
-        if isinstance(value, list | tuple):
+        if isinstance(value, _SEQUENCE):
             return value
         return (value,)
 
@@ -703,6 +705,16 @@ class CompiledResourcePolicy:
         self.resource_account = resource_account
         self.policy_id = policy.policy_id
         self.kind = kind
+
+
+def clear_shared_caches() -> None:
+    """Empty the process-wide caches compiling fills (patterns, CIDR blocks, operator
+    names). Never needed for correctness, as everything cached is immutable; the benchmark
+    uses it to time a compile from nothing."""
+    shared_pattern.cache_clear()
+    _compiled_regex.cache_clear()
+    _network.cache_clear()
+    parse_operator.cache_clear()
 
 
 def compile_policy_set(

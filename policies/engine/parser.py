@@ -48,6 +48,9 @@ STATEMENT_FIELDS = (
 )
 PRINCIPAL_KINDS = ("AWS", "Federated", "Service", "CanonicalUser")
 _STATEMENT_FIELD_SET = frozenset(STATEMENT_FIELDS)
+# Tuples, not ``str | list``: a union is built anew each time the expression runs.
+_STR_OR_LIST = (str, list)
+_SCALAR = (str, int, float, bool)
 
 _ACTION_RE = re.compile(r"^[A-Za-z0-9*?-]+:[A-Za-z0-9*?_.-]*$")
 _SID_RE = re.compile(r"^[0-9A-Za-z]*$")
@@ -296,7 +299,7 @@ class _Checker:
             return
         key = "Action" if has_action else "NotAction"
         value = stmt[key]
-        if value == [] or not isinstance(value, str | list):
+        if value == [] or not isinstance(value, _STR_OR_LIST):
             self.error(
                 "MISSING_ACTION",
                 f"{key} must be an action name or a non-empty list of them.",
@@ -419,7 +422,7 @@ class _Checker:
             return
         key = present[0]
         value = stmt[key]
-        if value == [] or not isinstance(value, str | list):
+        if value == [] or not isinstance(value, _STR_OR_LIST):
             self.error(
                 "MISSING_RESOURCE",
                 f'{key} must be an ARN, "*", or a non-empty list of them.',
@@ -484,9 +487,7 @@ class _Checker:
                         "etc.",
                         on_key=True,
                     )
-                if values == [] or not all(
-                    isinstance(v, str | int | float | bool) for v in _as_list(values)
-                ):
+                if values == [] or not all(isinstance(v, _SCALAR) for v in _as_list(values)):
                     self.error(
                         "INVALID_CONDITION_VALUE",
                         f"The value of {key} must be a string, number, boolean or a list of them.",
@@ -618,6 +619,8 @@ _INVALID_CHARS = re.compile(r"[^\t\n\r\x20-\xff]")
 def invalid_characters(text: str) -> list[int]:
     """Offsets of characters IAM does not accept in a policy document (it allows TAB, LF,
     CR and U+0020-U+00FF)."""
+    if text.isascii() and text.isprintable():
+        return []  # compact JSON, the common case, checked in C
     return [m.start() for m in _INVALID_CHARS.finditer(text)]
 
 
