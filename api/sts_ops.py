@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from api.registry import Call, operation, tag_context
-from identity import sts
-from identity.errors import AccessDenied, NoSuchEntity
+from identity import crypto, sts
+from identity.errors import AccessDenied, ClientError, NoSuchEntity
 from policies import access, engine
 
 STS = "sts"
@@ -75,7 +77,11 @@ def _trust_decision(call: Call, role: Any, action: str, context: dict[str, Any])
     )
     call.decisions.append(decision)
     if not decision.allowed:
-        raise AccessDenied(engine.access_denied_message(actor.arn, action, role.arn, decision))
+        message = engine.access_denied_message(actor.arn, action, role.arn, decision)
+        encoded = encode_authorization_failure(
+            call, action=action, resource=role.arn, decision=decision, context=full_context
+        )
+        raise AccessDenied(f"{message}. Encoded authorization failure message: {encoded}")
 
 
 @operation(STS, "AssumeRole", write=True)
@@ -137,3 +143,82 @@ def assume_role(call: Call) -> dict[str, Any]:
     if issued.packed_policy_size is not None and (p.get("Policy") or p.get("PolicyArns")):
         out["PackedPolicySize"] = issued.packed_policy_size
     return out
+
+
+# --- encoded authorization failures -------------------------------------------------------------
+#
+# Some AWS services return "Encoded authorization failure message: <blob>" with an AccessDenied,
+# and STS DecodeAuthorizationMessage turns the blob into a JSON document for callers allowed
+# sts:DecodeAuthorizationMessage, because the details (which statements matched, the request's
+# context) may be sensitive (STS API Reference, DecodeAuthorizationMessage). AWS's IAM and STS
+# do not encode their own denials; Portcullis does so for AssumeRole's trust decisions, the
+# denial that is hardest to debug, in AWS's decoded shape. The blob is encrypted with the
+# installation's keys (``identity.crypto``, Fernet), so only Portcullis can read it.
+
+
+class InvalidAuthorizationMessage(ClientError):
+    code = "InvalidAuthorizationMessageException"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def encode_authorization_failure(
+    call: Call,
+    *,
+    action: str,
+    resource: str,
+    decision: engine.Decision,
+    context: dict[str, Any],
+) -> str:
+    document = {
+        "account": call.account.id,
+        "allowed": False,
+        "explicitDeny": decision.decision == "explicitDeny",
+        "matchedStatements": {
+            "items": [
+                {
+                    "statementId": m.sid or "",
+                    "effect": m.effect.upper(),
+                    "policyId": m.policy_id,
+                    "policyKind": str(m.policy_kind),
+                    "statementIndex": m.statement_index,
+                }
+                for m in decision.matched_statements
+            ]
+        },
+        "failures": {"items": [{"reason": decision.deny_reason}]},
+        "context": {
+            "principal": {"arn": call.actor.arn},
+            "action": action,
+            "resource": resource,
+            "conditions": {
+                "items": [
+                    {"key": key, "values": {"items": [{"value": json.dumps(_plain(value))}]}}
+                    for key, value in sorted(context.items())
+                ]
+            },
+            "missingContextValues": list(decision.missing_context_values),
+        },
+    }
+    return crypto.encrypt(json.dumps(document, separators=(",", ":")))
+
+
+@operation(STS, "DecodeAuthorizationMessage", write=False)
+def decode_authorization_message(call: Call) -> dict[str, Any]:
+    call.authorize("*")
+    invalid = InvalidAuthorizationMessage(
+        "The error message is invalid or was not encoded for this account."
+    )
+    try:
+        document = json.loads(crypto.decrypt_text(call.params["EncodedMessage"]))
+    except Exception as exc:
+        raise invalid from exc
+    if not isinstance(document, dict) or document.pop("account", None) != call.account.id:
+        raise invalid
+    return {"DecodedMessage": json.dumps(document, separators=(",", ":"))}

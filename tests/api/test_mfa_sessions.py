@@ -116,7 +116,7 @@ def test_it_keeps_sessions_without_mfa_out_of_iam(live_server, mia):
     )
 
 
-def test_it_assumes_a_role_whose_trust_policy_requires_mfa(live_server, iam, mia):
+def test_it_assumes_a_role_whose_trust_policy_requires_mfa(live_server, iam, admin, mia):
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -153,6 +153,31 @@ def test_it_assumes_a_role_whose_trust_policy_requires_mfa(live_server, iam, mia
     assert code == "AccessDenied"
     assert message.startswith(
         f"User: {MIA_ARN} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    )
+    _, _, encoded = message.partition(". Encoded authorization failure message: ")
+    # Why it was denied is for those allowed sts:DecodeAuthorizationMessage (the administrator).
+    code, message, _ = raises(mia_sts.decode_authorization_message, EncodedMessage=encoded)
+    assert code == "AccessDenied"
+    assert "sts:DecodeAuthorizationMessage" in message
+    decoded = json.loads(
+        client("sts", live_server, admin).decode_authorization_message(EncodedMessage=encoded)[
+            "DecodedMessage"
+        ]
+    )
+    assert decoded["allowed"] is False
+    assert decoded["context"]["principal"] == {"arn": MIA_ARN}
+    assert (decoded["context"]["action"], decoded["context"]["resource"]) == (
+        "sts:AssumeRole",
+        role_arn,
+    )
+    assert "aws:MultiFactorAuthPresent" in decoded["context"]["missingContextValues"]
+    assert raises(
+        client("sts", live_server, admin).decode_authorization_message,
+        EncodedMessage=encoded[:-8] + "AAAAAAA=",
+    ) == (
+        "InvalidAuthorizationMessageException",
+        "The error message is invalid or was not encoded for this account.",
+        400,
     )
 
     answer = mia_sts.assume_role(
