@@ -378,3 +378,52 @@ def test_it_does_not_require_mfa_of_users_outside_the_group(client, account, ali
     )
 
     assert response["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "action"),
+    [
+        ("group_console_access", "get", "iam:GetGroup"),
+        ("group_mfa_requirement", "post", "portcullis:SetGroupMFARequirement"),
+    ],
+)
+def test_it_applies_the_permission_matrix_to_the_group_pages(
+    client, account, root_actor, admin, nobody, outsider, name, method, action
+):
+    services.create_group(account=account, group_name="ops", actor=root_actor)
+    url = reverse(f"identity_admin:{name}", kwargs={"group_name": "ops"})
+    send = client.post if method == "post" else client.get
+    data = {"required": "true"} if method == "post" else {}
+
+    assert send(url, data)["Location"].startswith("/signin/")
+    sign_in(client, nobody)
+    denied = send(url, data)
+    assert denied.status_code == 403
+    assert (
+        f"is not authorized to perform: {action} on resource: "
+        "arn:aws:iam::111111111111:group/ops because no identity-based policy allows"
+    ) in denied.content.decode()
+    sign_in(client, outsider)
+    assert send(url, data).status_code == 404
+    sign_in(client, admin)
+    assert send(url, data).status_code in (200, 302)
+    assert Group.objects.get(name="ops").require_mfa_for_console is (method == "post")
+
+
+def test_it_declares_an_action_on_every_admin_view():
+    from django.urls import URLPattern
+
+    from console.access import DeclaredAction
+    from identity.urls import admin_urlpatterns
+
+    undeclared = [
+        p.name
+        for p in admin_urlpatterns
+        if not (
+            isinstance(p, URLPattern)
+            and isinstance(getattr(p.callback, "console_action", None), DeclaredAction)
+            and getattr(p.callback, "requires_recent_authentication", None)
+        )
+    ]
+
+    assert undeclared == []
