@@ -1,8 +1,9 @@
 """An administrator's walk through the console in Chromium (Playwright, Debian's Chromium).
 
-Sessions are injected from ``Client.force_login`` (the sign-in issue tests the sign-in pages
-themselves); the credential report's task runs in-process through the same function the
-Celery task calls (no worker in this test).
+The new user signs in through the real sign-in page (account, user name, the console
+password the administrator gave them). The administrator, who has no password in this cast,
+starts with a session made by ``Client.force_login``. The credential report's task runs
+in-process through the same function the Celery task calls (no worker in this test).
 """
 
 from __future__ import annotations
@@ -93,11 +94,18 @@ def test_it_walks_an_administrator_through_the_console(
     walker = User.objects.get(account=account, name="walker")
     assert walker.has_login_profile
 
-    # The user sees what IAMReadOnlyAccess allows, and AWS's 403 for what it does not.
+    # The user signs in on the sign-in page, then sees what IAMReadOnlyAccess allows, and
+    # AWS's 403 for what it does not.
     user_ctx = browser.new_context()
-    user_ctx.add_cookies([session_cookie(walker, live_server)])
     as_walker = user_ctx.new_page()
     as_walker.goto(f"{base}/users/")
+    as_walker.wait_for_url(re.compile(r"/signin/"))
+    as_walker.get_by_label("Account ID (12 digits) or account alias").fill(account.id)
+    as_walker.get_by_label("IAM user name").fill("walker")
+    as_walker.get_by_label("Password").fill("A-long-enough-passphrase-7")
+    as_walker.get_by_role("button", name="Sign in").click()
+    as_walker.wait_for_url(re.compile(r"/users/$"))
+    assert as_walker.locator(".who").first.inner_text() == ("arn:aws:iam::111111111111:user/walker")
     assert as_walker.get_by_role("heading", name="Users").is_visible()
     nav = as_walker.get_by_role("navigation", name="Console")
     assert nav.get_by_role("link", name="Users").is_visible()
@@ -166,3 +174,30 @@ def test_it_walks_an_administrator_through_the_console(
     assert "\n<root_account>,arn:aws:iam::111111111111:root," in content
     assert "\nwalker,arn:aws:iam::111111111111:user/walker," in content
     admin_ctx.close()
+
+
+def test_it_shows_findings_while_an_iam_full_access_user_types(
+    transactional_db, live_server, browser, account, objects
+):
+    from tests.console.conftest import make_user
+
+    # IAMFullAccess grants iam:* but not access-analyzer:ValidatePolicy: the live check is
+    # authorized by iam:CreatePolicyVersion on the policy being edited.
+    editor = make_user(account, "editor", "arn:aws:iam::aws:policy/IAMFullAccess")
+    context = browser.new_context()
+    context.add_cookies([session_cookie(editor, live_server)])
+    page = context.new_page()
+    page.goto(f"{live_server.url}/policies/edit/{objects['policy'].arn}")
+    page.locator("#findings .decision-allowed").wait_for()  # the check on load: no findings
+
+    page.get_by_label("Policy document (JSON)").fill(
+        '{\n  "Version": "2012-10-17",\n  "Statement": [\n'
+        '    {"Effect": "Allow", "Action": "iam:ListUsers", "Resource": "*",\n'
+        '     "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "maybe"}}}\n  ]\n}'
+    )
+
+    finding = page.locator('#findings .finding[data-line="5"]').first
+    finding.wait_for(timeout=10_000)
+    assert "Line 5" in finding.inner_text()
+    assert page.url.endswith(objects["policy"].arn)  # nothing was submitted
+    context.close()
