@@ -4,7 +4,9 @@
 
 Requests go through Django's test client, so the whole middleware stack (sessions, sign-in's
 session checks, CSRF, CSP) and the engine's authorization run as in production; network and
-browser time are not included. Prints p50/p95 per page and a final JSON line.
+browser time are not included. Prints p50/p95 per page and a final JSON line. Cached figures
+(the users total, the dashboard) are also timed uncached, outside any page. Run it with
+``DEBUG=0`` (and production-like settings) for numbers that mean something.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from django.test import Client
 from django.test.utils import setup_test_environment
 from django.urls import reverse
 
+from console import queries
 from console.management.commands.seed_demo import DEMO_ACCOUNT
-from identity.models import User
+from console.queries import encode_cursor
+from identity.models import Account, User
 from identity.request_context import AUTHENTICATED_AT_SESSION_KEY, MFA_AUTHENTICATED_AT_SESSION_KEY
 from policies.models import ManagedPolicy
 
@@ -69,9 +73,14 @@ class Command(BaseCommand):
         session[AUTHENTICATED_AT_SESSION_KEY] = now
         session[MFA_AUTHENTICATED_AT_SESSION_KEY] = now
         session.save()
+        deep = User.objects.filter(account_id=DEMO_ACCOUNT, is_root=False).order_by("-pk").first()
+        assert deep is not None
+        after = encode_cursor(deep.name.lower(), deep.pk)
         pages = {
             "users_list": reverse("console:users"),
             "users_list_filtered": reverse("console:users") + "?mfa=no&password=yes&sort=-created",
+            "users_list_deep_page": reverse("console:users") + f"?after={after}",
+            "users_list_group": reverse("console:users") + "?group=group-00042",
             "user_detail": reverse("console:user_detail", args=[sample_user.name]),
             "policy_detail": reverse("console:policy_detail", args=[policy.arn]),
             "dashboard": reverse("console:dashboard"),
@@ -92,8 +101,32 @@ class Command(BaseCommand):
                 "p95_ms": round(_percentile(timings, 95), 1),
             }
             self.stdout.write(
-                f"{name:22} p50 {results[name]['p50_ms']:8.1f} ms   "
+                f"{name:28} p50 {results[name]['p50_ms']:8.1f} ms   "
                 f"p95 {results[name]['p95_ms']:8.1f} ms"
+            )
+        # The figures behind the cached pages, computed without the cache (what a page costs
+        # right after a change).
+        account = Account.objects.get(pk=DEMO_ACCOUNT)
+        uncached = {
+            "dashboard_figures_uncached": lambda: queries.compute_dashboard_figures(account),
+            "users_total_uncached": lambda: queries.users_queryset(
+                account, queries.UserFilters()
+            ).count(),
+        }
+        for name, compute in uncached.items():
+            compute()
+            timings = []
+            for _ in range(max(5, opts["requests"] // 5)):
+                start = time.perf_counter()
+                compute()
+                timings.append((time.perf_counter() - start) * 1000)
+            results[name] = {
+                "p50_ms": round(statistics.median(timings), 1),
+                "p95_ms": round(_percentile(timings, 95), 1),
+            }
+            self.stdout.write(
+                f"{name:28} p50 {results[name]['p50_ms']:8.1f} ms   "
+                f"p95 {results[name]['p95_ms']:8.1f} ms   (no cache, not a page)"
             )
         summary = {
             "benchmark": "console",
@@ -102,6 +135,7 @@ class Command(BaseCommand):
             "requests_per_page": opts["requests"],
             "goal_p95_ms": GOAL_MS,
             "pages": results,
-            "meets_goal": all(r["p95_ms"] <= GOAL_MS for r in results.values()),
+            "debug": settings.DEBUG,
+            "meets_goal": all(r["p95_ms"] <= GOAL_MS for n, r in results.items() if n in pages),
         }
         self.stdout.write(json.dumps(summary))
