@@ -199,6 +199,7 @@ ACTIONS: dict[str, str] = {
     "portcullis:EnableUser": "Write",
     "portcullis:EndUserSessions": "Write",
     "portcullis:SetGroupMFARequirement": "Write",
+    "portcullis:SetLockoutExemption": "Write",
     "portcullis:UnlockUser": "Write",
     "portcullis:UpdateAccountSettings": "Write",
     "sts:AssumeRole": "Write",
