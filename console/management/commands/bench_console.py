@@ -20,7 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
-from django.test.utils import setup_test_environment
 from django.urls import reverse
 
 from console import queries
@@ -47,7 +46,6 @@ class Command(BaseCommand):
         parser.add_argument("--as", dest="as_user", default="root", help="root, or a user name")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        setup_test_environment()
         if "testserver" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
         if opts["as_user"] == "root":
