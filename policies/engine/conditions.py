@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from socket import AF_INET as _AF_INET
+from socket import inet_pton as _inet_pton
 from typing import Any, Protocol
 
 from .model import ConditionClause, ConditionValue
@@ -220,13 +222,24 @@ def _network(text: str) -> IpNetwork:
     return ipaddress.ip_network(text, strict=False)
 
 
+_ADDRESS_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
 def to_address(value: Any) -> IpAddr:
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+    if isinstance(value, _ADDRESS_TYPES):
         return value
     if not isinstance(value, str):
         raise ConditionValueError(f"not an IP address: {value!r}")
+    text = value.strip()
     try:
-        return ipaddress.ip_address(value.strip())
+        # A request's aws:SourceIp is nearly always a dotted quad: inet_pton reads one several
+        # times faster than ipaddress, and accepts exactly the same ones (four decimal parts,
+        # no leading zeros; the tests hold it to ipaddress). Anything else takes the long way.
+        return ipaddress.IPv4Address(_inet_pton(_AF_INET, text))
+    except OSError:
+        pass
+    try:
+        return ipaddress.ip_address(text)
     except ValueError as exc:
         raise ConditionValueError(f"not an IP address: {value!r}") from exc
 

@@ -6,9 +6,14 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_con
 from __future__ import annotations
 
 import base64
+import ipaddress
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.engine.conditions import ConditionValueError, to_address
 
 from .cast import cond, decide, when
 
@@ -122,6 +127,22 @@ def test_it_matches_ipv4_and_ipv6_cidr_blocks(
     operator: str, cidrs: object, ip: str, expected: bool
 ) -> None:
     assert cond(operator, "aws:SourceIp", cidrs, {"aws:SourceIp": ip}) is expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("0123456789.x: /", max_size=18) | st.ip_addresses().map(str))
+def test_it_reads_a_source_ip_exactly_as_the_ipaddress_module_does(text: str) -> None:
+    # The engine reads dotted quads with inet_pton for speed; it must accept and reject
+    # exactly what ipaddress does (leading zeros, short forms, IPv6), or a deny could miss.
+    try:
+        expected: object = ipaddress.ip_address(text.strip())
+    except ValueError:
+        expected = None
+    try:
+        got: object = to_address(text)
+    except ConditionValueError:
+        got = None
+    assert got == expected
 
 
 @pytest.mark.parametrize(
