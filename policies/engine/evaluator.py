@@ -19,10 +19,14 @@ with the exception of the AWS account root user, which has full access.").
 
 Speed: a compiled set indexes its statements by exact action, by service prefix and a
 fallback list (``*``, NotAction, service wildcards); the statements that can apply to an
-action are computed once per distinct action string and memoised (bounded), so a decision
-walks only those, testing precompiled resource patterns and conditions. The memo is the
-only thing that changes after compile; it holds immutable tuples, a racing thread at worst
-computes the same entry twice, and results never depend on it.
+action are computed once per distinct action string and memoised (bounded) as a plan, so a
+decision walks only those. For users and role sessions without a resource-based policy,
+``evaluate`` then tests every Deny that can apply but stops at the first matching Allow,
+finding unconditional statements by ``*``, exact ARN or ARN prefix without testing them one
+by one; the returned Decision works out its matched statements and missing context keys
+with the full scan (``_evaluate_identity``) when first asked. The memo is the only thing
+that changes after compile; it holds immutable objects, a racing thread at worst computes
+the same entry twice, and results never depend on it. README.md has the figures.
 
 Errors fail closed: ``evaluate`` never raises. A condition it cannot evaluate is false in an
 Allow and true in a Deny (see conditions.py); any other unexpected error yields
