@@ -1,7 +1,8 @@
 """Administrators' sign-in actions on the users and groups of their account.
 
 Create, reset or remove a user's console password (generated, random, policy-compliant, reset
-required at the next sign-in, shown once), unlock a locked user, re-enable a disabled one,
+required at the next sign-in, shown once), unlock a locked user, exempt a break-glass user from
+lockout, re-enable a disabled one,
 deactivate one of a user's MFA devices, end a user's console sessions, and require MFA of a
 group's members.
 
@@ -73,6 +74,7 @@ def user_console_access(request: HttpRequest, user_name: str) -> HttpResponse:
                 "reset_password": can(request, "iam:UpdateLoginProfile", arn),
                 "delete_password": can(request, "iam:DeleteLoginProfile", arn),
                 "unlock": can(request, "portcullis:UnlockUser", arn),
+                "exempt": can(request, "portcullis:SetLockoutExemption", arn),
                 "enable": can(request, "portcullis:EnableUser", arn),
                 "deactivate_mfa": can(request, "iam:DeactivateMFADevice", arn),
                 "end_sessions": can(request, "portcullis:EndUserSessions", arn),
@@ -159,6 +161,20 @@ def user_unlock(request: HttpRequest, user_name: str) -> HttpResponse:
     user = access_user(request, user_name)
     signin.unlock_user(user=user, actor=console_actor(request))
     messages.success(request, f"{user.name} is unlocked and may sign in again.")
+    return _page(user)
+
+
+@requires_recent_authentication
+@require_POST
+@console_action("portcullis:SetLockoutExemption")
+def user_lockout_exemption(request: HttpRequest, user_name: str) -> HttpResponse:
+    """Exempt a break-glass user from lockout, or end the exemption."""
+    user = access_user(request, user_name)
+    exempt = request.POST.get("exempt") == "true"
+    signin.set_lockout_exemption(user=user, exempt=exempt, actor=console_actor(request))
+    messages.success(
+        request, f"{user.name} is {'now' if exempt else 'no longer'} exempt from lockout."
+    )
     return _page(user)
 
 

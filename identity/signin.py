@@ -582,6 +582,25 @@ def _record_access_change(user: User) -> None:
         record_change(kind=Kind.ACCESS_KEY, account_id=account_id, entity_id=key_id)
 
 
+def set_lockout_exemption(*, user: User, exempt: bool, actor: Actor) -> None:
+    """``portcullis:SetLockoutExemption``: exempt a break-glass user from lockout (and from
+    the inactivity sweep), or end the exemption. Failed attempts still count and are audited;
+    the per-address throttle still applies."""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        before = locked.lockout_exempt
+        User.objects.filter(pk=user.pk).update(lockout_exempt=exempt)
+        record_event(
+            actor=actor,
+            action="portcullis:SetLockoutExemption",
+            resource_arn=user.arn,
+            parameters={"UserName": user.name, "LockoutExempt": exempt},
+            before={"LockoutExempt": before},
+            after={"LockoutExempt": exempt},
+        )
+    user.lockout_exempt = exempt
+
+
 def set_group_mfa_requirement(*, group: Group, required: bool, actor: Actor) -> None:
     """``portcullis:SetGroupMFARequirement``: require MFA for console sign-in of this group's
     members (beyond the account-wide rule). Applies from each member's next sign-in."""

@@ -59,6 +59,11 @@ admin_urlpatterns = [
     ),
     path("users/<str:user_name>/unlock/", admin_views.user_unlock, name="unlock"),
     path("users/<str:user_name>/enable/", admin_views.user_enable, name="enable"),
+    path(
+        "users/<str:user_name>/lockout-exemption/",
+        admin_views.user_lockout_exemption,
+        name="lockout_exemption",
+    ),
     # A serial number is an ARN (arn:aws:iam::<acct>:mfa/<path><name>): slashes included.
     path(
         "users/<str:user_name>/mfa/<path:serial_number>/deactivate/",

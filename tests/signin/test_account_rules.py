@@ -271,6 +271,7 @@ def test_it_reads_the_per_address_throttle_from_the_environment():
         "portcullis:EndUserSessions",
         "portcullis:EnableUser",
         "portcullis:SetGroupMFARequirement",
+        "portcullis:SetLockoutExemption",
         "portcullis:UpdateAccountSettings",
     ],
 )

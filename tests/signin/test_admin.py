@@ -131,6 +131,11 @@ def _check_enabled(alice: User, bob: User, response) -> None:
     assert alice.is_active
 
 
+def _check_exempt(alice: User, bob: User, response) -> None:
+    alice.refresh_from_db()
+    assert alice.lockout_exempt
+
+
 def _setup_device(alice: User, bob: User) -> None:
     enrol(alice)
 
@@ -163,6 +168,8 @@ ACTIONS = [
      _check_unlocked),
     ("enable", {"user_name": "alice"}, "post", "portcullis:EnableUser", _setup_disabled,
      _check_enabled),
+    ("lockout_exemption", {"user_name": "alice"}, "post", "portcullis:SetLockoutExemption",
+     _setup_none, _check_exempt),
     ("mfa_deactivate", {"user_name": "alice", "serial_number": SERIAL}, "post",
      "iam:DeactivateMFADevice", _setup_device, _check_deactivated),
     ("sessions_end", {"user_name": "alice"}, "post", "portcullis:EndUserSessions",
@@ -200,7 +207,7 @@ def test_it_applies_the_permission_matrix_to_every_admin_action(
     assert not audited.exists()
 
     sign_in(client, admin)
-    response = send(url)
+    response = send(url, {"exempt": "true"} if method == "post" else {})
     assert response.status_code in (200, 302)
     check(alice, bob, response)
     if action:
@@ -427,3 +434,27 @@ def test_it_declares_an_action_on_every_admin_view():
     ]
 
     assert undeclared == []
+
+
+def test_it_never_locks_an_exempted_break_glass_user(client, account, alice, admin):
+    account.lockout_threshold = 3
+    account.save(update_fields=["lockout_threshold"])
+    sign_in(client, admin)
+    client.post(
+        reverse("identity_admin:lockout_exemption", kwargs={"user_name": "alice"}),
+        {"exempt": "true"},
+    )
+    browser = Client()
+    for _ in range(4):
+        browser.post(
+            "/signin/",
+            {"account": "111111111111", "user_name": "alice", "password": "Wrong-password-1"},
+        )
+
+    response = browser.post(
+        "/signin/", {"account": "111111111111", "user_name": "alice", "password": ALICE_PASSWORD}
+    )
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="portcullis:SetLockoutExemption")
+    assert (event.before, event.after) == ({"LockoutExempt": False}, {"LockoutExempt": True})
