@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import logging
 import re
 import threading
 import time
@@ -37,6 +38,8 @@ from identity.errors import IAMError
 from identity.models import AccessKey, TemporaryCredential
 from identity.request_context import request_meta
 from identity.sts import hash_session_token
+
+logger = logging.getLogger(__name__)
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -491,7 +494,8 @@ def _store_vouches_for(key_id: str) -> bool:
 
     try:
         entry = store.read(unique_id=key_id)
-    except store.StoreUnavailable:
+    except Exception:
+        # Unreachable or unreadable: the database decides (never a reason to trust the cache).
         return False
     return entry is not None and not entry.tomb and entry.facts.get("status") == "Active"
 
@@ -525,7 +529,9 @@ def _remember(key_id: str, entry: _Cached) -> None:
     if store.enabled():
         try:
             store.publish([propagation.credential_entry(key_id, stamp=entry.stamp or 0)])
-        except store.StoreUnavailable:
+        except Exception:
+            # Not cached then; the request itself is already authenticated and goes on.
+            logger.warning("could not publish the entry of key %s; not caching it", key_id)
             return
     with _cache_lock:
         if len(_cache) >= CREDENTIAL_CACHE_SIZE:

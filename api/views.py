@@ -237,8 +237,9 @@ def _commit_without_waiting_for_disk() -> None:
     The trade-off, per PostgreSQL's "Asynchronous Commit": after a database *crash* the read
     events of the last moments (at most 3 × ``wal_writer_delay``, 600 ms by default) may be
     missing. Never a broken chain: the event and its head update commit or vanish together,
-    and the next event links to whatever head survived. Changes, sign-ins and every failed
-    or denied call keep synchronous commits.
+    and any later synchronous commit (a change) flushes the write-ahead log up to itself, so
+    a crash can only cut the tail of the trail, never remove a link from its middle. Changes,
+    sign-ins and every failed or denied call keep synchronous commits.
     """
     connection = transaction.get_connection()
     if connection.vendor == "postgresql":
