@@ -33,7 +33,7 @@ from django.db.models import (
 from django.db.models.functions import Left, Lower, StrIndex
 from django.utils import timezone
 
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditEvent
 from identity.models import AccessKey, Account, Group, GroupMembership, MFADevice, Role, User
 from policies import engine
 from policies.models import (
@@ -354,12 +354,19 @@ def users_page(
     return page
 
 
-def change_mark() -> int:
-    """The id of the newest audit event anywhere. Every change (and every sign-in) writes one
-    in its own transaction, so a cached figure keyed by this mark is dropped by the next
-    change; ``CACHE_SECONDS`` bounds what escapes it (a change that commits out of order)."""
-    head = AuditChainHead.objects.filter(pk=1).values_list("last_event_id", flat=True).first()
-    return head or 0
+def change_mark(account: Account) -> int:
+    """The id of the account's newest audit event. Every change in an account (and every
+    sign-in to it) writes one in its own transaction, so a cached figure keyed by this mark is
+    dropped by the account's next change, and changes elsewhere leave it alone. One read of
+    the ``(account_id, occurred_at)`` index. ``CACHE_SECONDS`` bounds what escapes it: a change
+    that commits after a newer one was already read."""
+    newest = (
+        AuditEvent.objects.filter(account_id=account.id)
+        .order_by("-occurred_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return newest or 0
 
 
 @dataclass(frozen=True)
@@ -381,7 +388,7 @@ def user_total(account: Account, filters: UserFilters) -> Total:
         str(filters.key_older_than_days),
     ]
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
-    key = f"console:users-total:{account.id}:{change_mark()}:{digest}"
+    key = f"console:users-total:{account.id}:{change_mark(account)}:{digest}"
     cached = cache.get(key)
     if isinstance(cached, Total):
         return cached
@@ -539,9 +546,9 @@ def grants_everything(policy_id: str, document: str) -> bool:
 
 
 def dashboard_figures(account: Account, *, limit: int = 10) -> dict[str, Any]:
-    """The dashboard's figures, cached until the next audited change anywhere (the change
+    """The dashboard's figures, cached until the account's next audited change (the change
     mark) and for at most ``CACHE_SECONDS`` (the 90-day thresholds move with the clock)."""
-    key = f"console:dashboard:{account.id}:{change_mark()}:{limit}"
+    key = f"console:dashboard:{account.id}:{change_mark(account)}:{limit}"
     figures = cache.get(key)
     if not isinstance(figures, dict):
         figures = compute_dashboard_figures(account, limit=limit)
