@@ -64,7 +64,10 @@ def test_it_recomputes_the_figures_after_a_change(admin_client, account, root_ac
 
     after = admin_client.get(reverse("console:dashboard")).content.decode()
     assert figure(after, "h-mfa") == 2
-    assert "they are recomputed after any change in this account and are never more than 60 seconds old" in after
+    assert (
+        "they are recomputed after any change in this account and are never more than "
+        "60 seconds old"
+    ) in after
 
 
 def test_it_shows_propagation_status_with_only_this_accounts_parked_changes(
