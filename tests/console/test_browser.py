@@ -94,6 +94,18 @@ def test_it_walks_an_administrator_through_the_console(
     walker = User.objects.get(account=account, name="walker")
     assert walker.has_login_profile
 
+    # An inline policy of the user, in the same validated editor.
+    page.get_by_role("link", name="Add inline policy").click()
+    page.get_by_label("Policy name").fill("ReadOwnUser")
+    page.get_by_label("Policy document (JSON)").fill(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser",'
+        ' "Resource": "arn:aws:iam::111111111111:user/walker"}]}'
+    )
+    page.locator("#findings .decision-allowed").wait_for()  # checked live: no findings
+    page.get_by_role("button", name="Save inline policy").click()
+    page.wait_for_url(re.compile(r"/users/walker/\?tab=permissions$"))
+    assert "ReadOwnUser" in page.locator("#inline-policies").inner_text()
+
     # The user signs in on the sign-in page, then sees what IAMReadOnlyAccess allows, and
     # AWS's 403 for what it does not.
     user_ctx = browser.new_context()
