@@ -300,10 +300,42 @@ def _decide_one(
     return (503 if result.error else 200), _result(result)
 
 
+def _prefetch(request: HttpRequest) -> None:
+    """One Redis round trip for what this request will read: the caller's key entry and set
+    (when the caller is cached) and, for a single decision, the principal's set."""
+    if not store.enabled() or request.method != "POST":
+        return
+    key_id = _key_id(request)
+    cached = _callers.get(key_id)
+    ids = [key_id] if cached is not None else []
+    user = cached.caller.actor.user if cached is not None else None
+    if user is not None:
+        ids.append(user.unique_id)
+    arns: list[str] = []
+    if request.path.endswith("/authorize"):
+        try:
+            principal = json.loads(request.body).get("principal")
+        except Exception:
+            principal = None
+        if isinstance(principal, str) and principal:
+            arns.append(principal)
+    try:
+        store.prefetch(ids=ids, arns=arns)
+    except Exception as exc:  # each read then asks Redis (or the database) on its own
+        logger.debug("prefetch skipped: %s", exc)
+
+
 def _guarded(view: Any) -> Any:
     """Authenticate, and turn any unexpected error into an explicit 5xx deny."""
 
     def wrapper(request: HttpRequest) -> HttpResponse:
+        try:
+            _prefetch(request)
+            return _run(request)
+        finally:
+            store.end_prefetch()
+
+    def _run(request: HttpRequest) -> HttpResponse:
         try:
             caller = _authenticate(request)
         except IAMError as exc:
