@@ -142,7 +142,9 @@ if REDIS_URL:
             "KEY_PREFIX": "portcullis",
         }
     }
-    CELERY_BROKER_URL = REDIS_URL
+    # The broker may live in its own Redis database (the test suite does this, so clearing the
+    # cache between tests never drops the broker's queue bindings under a running worker).
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     # A task whose worker died is redelivered after this, not after the broker's default hour.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
 else:
