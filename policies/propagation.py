@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -578,6 +578,11 @@ def _run(select: Any) -> tuple[str, int | None]:
     change_id: int | None = None
     try:
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Never queue behind a table lock (TRUNCATE, DDL) long enough to deadlock with
+                # it: give up and let the retry or the sweep take the change again.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '500ms'")
             change = _claim(select)
             if change is None:
                 return Outcome.SKIPPED, None
@@ -587,6 +592,11 @@ def _run(select: Any) -> tuple[str, int | None]:
         # Not the change's fault: leave it pending, uncounted.
         if change_id is not None:
             _note_error(change_id, f"store unavailable: {exc}")
+        return Outcome.UNAVAILABLE, change_id
+    except OperationalError as exc:
+        # A lock timeout, a deadlock, a dropped connection: the database's moment, not the
+        # change's fault. Pending, uncounted.
+        logger.warning("propagation of change %s deferred: %s", change_id, exc)
         return Outcome.UNAVAILABLE, change_id
     except PrincipalCompileError as exc:
         assert change_id is not None
