@@ -7,7 +7,8 @@
 Prepares an account (``999999999999``) with an imported administrator key, publishes the
 compiled policy sets to the store and starts the production shape on loopback: gunicorn, and
 (with ``REDIS_URL``) one Celery worker with beat, which keeps the store current and trusted.
-Then it drives gunicorn with boto3 clients (SigV4 signing included in the client's time):
+Then it drives gunicorn with boto3 clients, one process each (SigV4 signing included in the
+client's time):
 ``GetUser`` and ``CreateUser`` + ``DeleteUser`` pairs, ``--rounds`` times, and prints each
 round and the median round. Last line: one JSON document.
 
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -169,29 +170,57 @@ def _client(url: str) -> Any:
     )
 
 
-def _run(url: str, requests: int, concurrency: int, work: Any) -> dict[str, float]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    per_thread = requests // concurrency
+def _get_user(client: Any, index: int, i: int) -> None:
+    client.get_user(UserName="bench")
 
-    def worker(index: int) -> None:
-        client = _client(url)
-        work(client, index, -1)  # warm the connection and the client
-        mine = []
-        for i in range(per_thread):
-            started = time.perf_counter()
-            work(client, index, i)
-            mine.append(time.perf_counter() - started)
-        with lock:
-            latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+def _create_delete(client: Any, index: int, i: int) -> None:
+    name = f"bench-tmp-{index}-{i}"
+    client.create_user(UserName=name)
+    client.delete_user(UserName=name)
+
+
+_WORK = {"get_user": _get_user, "create_delete": _create_delete}
+
+
+def _client_process(
+    url: str, kind: str, index: int, calls: int, ready: Any, go: Any, results: Any
+) -> None:
+    """One client: its own process, so the clients' signing and parsing (boto3 is pure
+    Python) are not serialized by one interpreter lock and measured as the server's time."""
+    client = _client(url)
+    work = _WORK[kind]
+    work(client, index, -1)  # warm the connection and the client
+    ready.put(index)
+    go.wait()
+    mine = []
+    for i in range(calls):
+        started = time.perf_counter()
+        work(client, index, i)
+        mine.append(time.perf_counter() - started)
+    results.put(mine)
+
+
+def _run(url: str, requests: int, concurrency: int, kind: str) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    per_client = requests // concurrency
+    processes = [
+        context.Process(target=_client_process, args=(url, kind, n, per_client, ready, go, results))
+        for n in range(concurrency)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=120)
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    go.set()
+    latencies: list[float] = []
+    for _ in processes:
+        latencies.extend(results.get(timeout=1800))
     elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
     latencies.sort()
     return {
         "rps": round(len(latencies) / elapsed, 1),
@@ -289,19 +318,10 @@ def main() -> None:
     worker = None if args.no_worker else _start_worker()
     process, url = _start_server(args.workers)
     try:
-
-        def get_user(client: Any, thread: int, i: int) -> None:
-            client.get_user(UserName="bench")
-
-        def create_delete(client: Any, thread: int, i: int) -> None:
-            name = f"bench-tmp-{thread}-{i}"
-            client.create_user(UserName=name)
-            client.delete_user(UserName=name)
-
         rounds = []
         for number in range(1, args.rounds + 1):
-            get = _run(url, args.requests, args.concurrency, get_user)
-            pairs = _run(url, args.requests // 2, args.concurrency, create_delete)
+            get = _run(url, args.requests, args.concurrency, "get_user")
+            pairs = _run(url, args.requests // 2, args.concurrency, "create_delete")
             pair_calls = {
                 "pairs_per_s": pairs["rps"],
                 "calls_per_s": round(pairs["rps"] * 2, 1),
