@@ -260,13 +260,16 @@ def enable_mfa_device(call: Call) -> dict[str, Any]:
 
 @operation(IAM, "DeactivateMFADevice", write=True)
 def deactivate_mfa_device(call: Call) -> dict[str, Any]:
-    name, arn, ctx = _iam_user_name(call)
+    user, arn, ctx, name = _user_target(call)
     call.authorize(arn, context=ctx)
+    # Without UserName the caller's own device: for the root user, whose devices have no IAM
+    # user name, the service takes the user itself.
     mfa.deactivate_mfa_device(
         account=call.account,
-        user_name=name,
+        user_name=name or "",
         serial_number=call.params["SerialNumber"],
         actor=call.actor,
+        user=user if name is None else None,
     )
     return {}
 

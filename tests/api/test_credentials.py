@@ -18,8 +18,11 @@ from botocore.exceptions import ClientError
 from audit.models import AuditEvent
 from console.models import CredentialReport
 from console.tasks import generate_credential_report as generate_task
+from identity import crypto, mfa
+from identity.models import AccessKey, User
 from tests.api.conftest import Keys, client, totp_code, totp_step
 from tests.api.test_users import error_of
+from tests.conftest import actor_for
 
 GOOD_PASSWORD = "Correct-Horse-42!"
 OTHER_PASSWORD = "Battery-Staple-77?"
@@ -357,3 +360,35 @@ def test_it_generates_and_returns_the_credential_report(iam):
     assert [r[0] for r in rows[1:]] == ["<root_account>", "admin", "gina"]
     assert AuditEvent.objects.filter(action="iam:GetCredentialReport", result="Success").exists()
     assert AuditEvent.objects.filter(action="iam:GenerateCredentialReport").count() == 3
+
+
+def test_it_lets_the_root_user_deactivate_its_own_device_without_a_user_name(
+    live_server, api_account, settings
+):
+    settings.ALLOW_ROOT_ACCESS_KEYS = True
+    root = User.objects.get(account=api_account, is_root=True)
+    secret = "root-secret-0000000000000000000000000000"
+    AccessKey.objects.create(
+        access_key_id="AKIAROOT00000000002", user=root, secret_encrypted=crypto.encrypt(secret)
+    )
+    root_iam = client("iam", live_server, Keys("AKIAROOT00000000002", secret))
+    device = root_iam.create_virtual_mfa_device(VirtualMFADeviceName="root-phone")[
+        "VirtualMFADevice"
+    ]
+    # The root user enrols in the console (EnableMFADevice needs an IAM user name).
+    step = totp_step()
+    mfa.enable_mfa_device(
+        account=api_account,
+        user_name="",
+        user=root,
+        serial_number=device["SerialNumber"],
+        authentication_code1=totp_code(device["Base32StringSeed"], step - 1),
+        authentication_code2=totp_code(device["Base32StringSeed"], step),
+        actor=actor_for(root),
+    )
+    assert [d["SerialNumber"] for d in root_iam.list_mfa_devices()["MFADevices"]] == [
+        device["SerialNumber"]
+    ]
+
+    root_iam.deactivate_mfa_device(SerialNumber=device["SerialNumber"])
+    assert root_iam.list_mfa_devices()["MFADevices"] == []
