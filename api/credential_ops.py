@@ -15,7 +15,7 @@ from typing import Any
 from api.iam_ops import IAM, _named, _user_target, page_out, paging
 from api.registry import Call, operation, resource_tag_context, tag_context
 from console import reports
-from identity import mfa, naming, passwords, selectors
+from identity import mfa, naming, passwords, selectors, services
 from identity.errors import NoSuchEntity, ValidationError
 from identity.models import MFADevice, User
 
@@ -329,6 +329,31 @@ def list_mfa_device_tags(call: Call) -> dict[str, Any]:
         raise NoSuchEntity(f"VirtualMFADevice with serial number {serial} doesn't exist.")
     page = selectors.list_tags(device, **paging(call))
     return page_out(page, "Tags", page.items)
+
+
+@operation(IAM, "TagMFADevice", write=True)
+def tag_mfa_device(call: Call) -> dict[str, Any]:
+    serial = call.params["SerialNumber"]
+    _, arn, ctx = _serial_resource(call, serial)
+    call.authorize(arn, context={**ctx, **tag_context(call.params["Tags"])})
+    services.tag_mfa_device(
+        account=call.account, serial_number=serial, tags=call.params["Tags"], actor=call.actor
+    )
+    return {}
+
+
+@operation(IAM, "UntagMFADevice", write=True)
+def untag_mfa_device(call: Call) -> dict[str, Any]:
+    serial = call.params["SerialNumber"]
+    _, arn, ctx = _serial_resource(call, serial)
+    call.authorize(arn, context={**ctx, "aws:TagKeys": call.params["TagKeys"]})
+    services.untag_mfa_device(
+        account=call.account,
+        serial_number=serial,
+        tag_keys=call.params["TagKeys"],
+        actor=call.actor,
+    )
+    return {}
 
 
 def _list_paging(call: Call) -> dict[str, Any]:

@@ -584,6 +584,34 @@ def list_instance_profile_tags(call: Call) -> dict[str, Any]:
     return page_out(page, "Tags", page.items)
 
 
+@operation(IAM, "TagInstanceProfile", write=True)
+def tag_instance_profile(call: Call) -> dict[str, Any]:
+    name = call.params["InstanceProfileName"]
+    _, arn, ctx = _named(call, InstanceProfile, "instance-profile", name)
+    call.authorize(arn, context={**ctx, **tag_context(call.params["Tags"])})
+    services.tag_instance_profile(
+        account=call.account,
+        instance_profile_name=name,
+        tags=call.params["Tags"],
+        actor=call.actor,
+    )
+    return {}
+
+
+@operation(IAM, "UntagInstanceProfile", write=True)
+def untag_instance_profile(call: Call) -> dict[str, Any]:
+    name = call.params["InstanceProfileName"]
+    _, arn, ctx = _named(call, InstanceProfile, "instance-profile", name)
+    call.authorize(arn, context={**ctx, "aws:TagKeys": call.params["TagKeys"]})
+    services.untag_instance_profile(
+        account=call.account,
+        instance_profile_name=name,
+        tag_keys=call.params["TagKeys"],
+        actor=call.actor,
+    )
+    return {}
+
+
 @operation(IAM, "ListInstanceProfilesForRole", write=False)
 def list_instance_profiles_for_role(call: Call) -> dict[str, Any]:
     _, arn, ctx = _named(call, Role, "role", call.params["RoleName"])

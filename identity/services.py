@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record_event
-from identity import crypto, naming, quotas
+from identity import crypto, mfa, naming, quotas
 from identity.errors import (
     AccessDenied,
     DeleteConflict,
@@ -30,7 +30,16 @@ from identity.errors import (
     NoSuchEntity,
     ValidationError,
 )
-from identity.models import AccessKey, Account, Group, GroupMembership, InstanceProfile, Role, User
+from identity.models import (
+    AccessKey,
+    Account,
+    Group,
+    GroupMembership,
+    InstanceProfile,
+    MFADevice,
+    Role,
+    User,
+)
 from identity.selectors import (
     access_key_by_id,
     group_by_name,
@@ -1030,6 +1039,112 @@ def remove_role_from_instance_profile(
             after=instance_profile_snapshot(profile),
         )
     return profile
+
+
+def tag_instance_profile(
+    *,
+    account: Account,
+    instance_profile_name: str,
+    tags: Sequence[Mapping[str, str]],
+    actor: Actor,
+) -> InstanceProfile:
+    """``iam:TagInstanceProfile``: add tags, replacing the value of a key the profile already
+    has. Instance profile tags are not principal tags, so nothing propagates."""
+    naming.validate_tags(tags)
+    with transaction.atomic():
+        profile = instance_profile_by_name(
+            account=account, instance_profile_name=instance_profile_name, for_update=True
+        )
+        before = list(profile.tags)
+        profile.tags = naming.merge_tags(profile.tags, tags)
+        profile.save(update_fields=["tags"])
+        _tags_event(
+            actor=actor,
+            action="iam:TagInstanceProfile",
+            arn=profile.arn,
+            parameters={"InstanceProfileName": instance_profile_name, "Tags": list(tags)},
+            before=before,
+            after=profile.tags,
+        )
+    return profile
+
+
+def untag_instance_profile(
+    *, account: Account, instance_profile_name: str, tag_keys: Sequence[str], actor: Actor
+) -> InstanceProfile:
+    """``iam:UntagInstanceProfile``: remove tags by key; absent keys are ignored."""
+    keys = _validate_tag_keys(tag_keys)
+    with transaction.atomic():
+        profile = instance_profile_by_name(
+            account=account, instance_profile_name=instance_profile_name, for_update=True
+        )
+        before = list(profile.tags)
+        profile.tags = naming.remove_tags(profile.tags, keys)
+        profile.save(update_fields=["tags"])
+        _tags_event(
+            actor=actor,
+            action="iam:UntagInstanceProfile",
+            arn=profile.arn,
+            parameters={"InstanceProfileName": instance_profile_name, "TagKeys": keys},
+            before=before,
+            after=profile.tags,
+        )
+    return profile
+
+
+# --- virtual MFA device tags ---------------------------------------------------------------
+
+
+def _mfa_device_for_update(*, account: Account, serial_number: str) -> MFADevice:
+    """The account's virtual MFA device named by its serial number (its ``mfa/`` ARN), row-locked;
+    ``NoSuchEntity`` with AWS's message when there is none (or it went away meanwhile)."""
+    device = mfa.get_device(account=account, serial_number=serial_number)
+    locked = MFADevice.objects.select_for_update().filter(pk=device.pk).first()
+    if locked is None:
+        raise NoSuchEntity(f"VirtualMFADevice with serial number {serial_number} doesn't exist.")
+    return locked
+
+
+def tag_mfa_device(
+    *, account: Account, serial_number: str, tags: Sequence[Mapping[str, str]], actor: Actor
+) -> MFADevice:
+    """``iam:TagMFADevice``: add tags to a virtual MFA device, replacing existing keys' values."""
+    naming.validate_tags(tags)
+    with transaction.atomic():
+        device = _mfa_device_for_update(account=account, serial_number=serial_number)
+        before = list(device.tags)
+        device.tags = naming.merge_tags(device.tags, tags)
+        device.save(update_fields=["tags"])
+        _tags_event(
+            actor=actor,
+            action="iam:TagMFADevice",
+            arn=device.serial_number,
+            parameters={"SerialNumber": serial_number, "Tags": list(tags)},
+            before=before,
+            after=device.tags,
+        )
+    return device
+
+
+def untag_mfa_device(
+    *, account: Account, serial_number: str, tag_keys: Sequence[str], actor: Actor
+) -> MFADevice:
+    """``iam:UntagMFADevice``: remove tags by key; absent keys are ignored."""
+    keys = _validate_tag_keys(tag_keys)
+    with transaction.atomic():
+        device = _mfa_device_for_update(account=account, serial_number=serial_number)
+        before = list(device.tags)
+        device.tags = naming.remove_tags(device.tags, keys)
+        device.save(update_fields=["tags"])
+        _tags_event(
+            actor=actor,
+            action="iam:UntagMFADevice",
+            arn=device.serial_number,
+            parameters={"SerialNumber": serial_number, "TagKeys": keys},
+            before=before,
+            after=device.tags,
+        )
+    return device
 
 
 # --- access keys -------------------------------------------------------------------------
