@@ -132,7 +132,8 @@ def _always(_value: str) -> bool:
 
 
 class Pattern:
-    """A compiled pattern. ``match(value, lookup)`` tests a whole string.
+    """A compiled pattern. ``match(value, lookup)`` tests a whole string; an
+    ``ignore_case`` pattern (actions) expects the value lower-cased, as every caller has it.
 
     ``static`` is the fastest matcher available when the pattern has no variables
     (``None`` otherwise), and ``is_any`` says the pattern is a bare ``*``.
@@ -222,9 +223,15 @@ class Pattern:
             self.prefix_only = True
             self.static = _startswith(prefix)
         else:
-            source_re = "".join(f for f in _regex_fragments(tokens, arn=arn) if isinstance(f, str))
-            fullmatch = _compiled(source_re, self._flags).fullmatch
-            self.static = lambda value: fullmatch(value) is not None
+            pieces = _glob_pieces(tokens, arn=arn)
+            if pieces is not None:
+                self.static = _glob(pieces)
+            else:
+                source_re = "".join(
+                    f for f in _regex_fragments(tokens, arn=arn) if isinstance(f, str)
+                )
+                fullmatch = _compiled(source_re, self._flags).fullmatch
+                self.static = lambda value: fullmatch(value) is not None
 
     def match(self, value: str, lookup: VarLookup | None) -> bool:
         static = self.static
@@ -282,6 +289,60 @@ def shared_pattern(source: str, arn: bool, ignore_case: bool, variables: bool) -
 
 def _startswith(prefix: str) -> Callable[[str], bool]:
     return lambda value: value.startswith(prefix)
+
+
+def _glob_pieces(tokens: list[Token], *, arn: bool) -> list[str] | None:
+    """The literal pieces between the ``*`` of a pattern whose every wildcard is a ``*``
+    that may match any characters (``iam:*User*``, ``arn:aws:iam::*:user/x``), or None when
+    it has a ``?`` or an ARN ``*`` that must stay inside its segment (see
+    _regex_fragments): those still go to a regular expression. Star-only patterns are
+    matched with string methods, with no regular expression to compile."""
+    pieces = [""]
+    segment = 0
+    for i, tok in enumerate(tokens):
+        if isinstance(tok, str):
+            pieces[-1] += tok
+            if arn and segment < 5:
+                segment = min(5, segment + tok.count(":"))
+        elif tok != STAR:
+            return None
+        else:
+            if arn and segment < 5:
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+                if not (nxt is None or (isinstance(nxt, str) and nxt.startswith(":"))):
+                    return None
+            pieces.append("")
+    return pieces
+
+
+def _glob(pieces: list[str]) -> Callable[[str], bool]:
+    """A matcher for ``pieces[0] * pieces[1] * ... * pieces[-1]``: the first piece starts
+    the value, the last ends it, and the ones between are found left to right, each as
+    early as it occurs (for patterns of ``*`` alone the earliest place is never worse)."""
+    head, tail = pieces[0], pieces[-1]
+    middle = tuple(p for p in pieces[1:-1] if p)
+    least = sum(len(p) for p in pieces)
+    end_at = -len(tail) if tail else None
+    if not middle:
+        if not tail:
+            return _startswith(head)
+        if not head:
+            return lambda value: value.endswith(tail)
+        return lambda value: len(value) >= least and value.startswith(head) and value.endswith(tail)
+
+    def match(value: str) -> bool:
+        if len(value) < least or not value.startswith(head) or not value.endswith(tail):
+            return False
+        inner = value[len(head) : end_at]
+        pos = 0
+        for piece in middle:
+            pos = inner.find(piece, pos)
+            if pos < 0:
+                return False
+            pos += len(piece)
+        return True
+
+    return match
 
 
 class Template:

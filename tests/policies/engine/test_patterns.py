@@ -74,6 +74,14 @@ def test_it_agrees_with_a_reference_matcher_for_plain_patterns(pattern: str, val
     assert Pattern(pattern, arn=False).match(value, None) == reference_glob(pattern, value)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text("aB:*?", max_size=8), st.text("abAB:", max_size=10))
+def test_it_agrees_with_a_reference_matcher_for_actions(pattern: str, value: str) -> None:
+    # Actions are matched lower-cased on both sides (the evaluator lowers the request's).
+    expected = reference_glob(pattern.lower(), value.lower())
+    assert Pattern(pattern, arn=False, ignore_case=True).match(value.lower(), None) == expected
+
+
 @settings(max_examples=600, deadline=None)
 @given(
     st.lists(st.text(ALPHABET, max_size=3), min_size=1, max_size=7),
