@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, Q, QuerySet, Value
 from django.db.models.functions import Lower
 
 from identity import naming, quotas
@@ -157,10 +157,18 @@ def path_filter(queryset: QuerySet[M], path_prefix: str) -> QuerySet[M]:
 # --- single entities ---------------------------------------------------------------------
 
 
+def _name_is(queryset: QuerySet[M], name: str) -> QuerySet[M]:
+    """Rows whose name equals ``name`` case-insensitively, as ``lower(name) = lower(%s)``: the
+    per-account unique indexes are on ``lower(name)``, so PostgreSQL answers from the index
+    (Django's ``iexact`` compares ``UPPER`` and scans). Both sides use the database's
+    ``lower``, so the comparison is exactly the uniqueness rule, non-ASCII letters included."""
+    return queryset.alias(_lower_name=Lower("name")).filter(_lower_name=Lower(Value(name)))
+
+
 def user_by_name(*, account: Account, user_name: str, for_update: bool = False) -> User:
     """The IAM user named ``user_name`` (case-insensitively), or ``NoSuchEntity``. Never the
     root user. ``for_update`` locks the row (inside a transaction)."""
-    queryset = User.objects.filter(account=account, is_root=False, name__iexact=user_name)
+    queryset = _name_is(User.objects.filter(account=account, is_root=False), user_name)
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
     user = queryset.select_related("permissions_boundary").first()
@@ -171,7 +179,7 @@ def user_by_name(*, account: Account, user_name: str, for_update: bool = False) 
 
 def group_by_name(*, account: Account, group_name: str, for_update: bool = False) -> Group:
     """The group named ``group_name`` (case-insensitively), or ``NoSuchEntity``."""
-    queryset = Group.objects.filter(account=account, name__iexact=group_name)
+    queryset = _name_is(Group.objects.filter(account=account), group_name)
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
     group = queryset.first()
@@ -182,7 +190,7 @@ def group_by_name(*, account: Account, group_name: str, for_update: bool = False
 
 def role_by_name(*, account: Account, role_name: str, for_update: bool = False) -> Role:
     """The role named ``role_name`` (case-insensitively), or ``NoSuchEntity``."""
-    queryset = Role.objects.filter(account=account, name__iexact=role_name)
+    queryset = _name_is(Role.objects.filter(account=account), role_name)
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
     role = queryset.select_related("permissions_boundary").first()
@@ -195,7 +203,7 @@ def instance_profile_by_name(
     *, account: Account, instance_profile_name: str, for_update: bool = False
 ) -> InstanceProfile:
     """The instance profile named ``instance_profile_name``, or ``NoSuchEntity``."""
-    queryset = InstanceProfile.objects.filter(account=account, name__iexact=instance_profile_name)
+    queryset = _name_is(InstanceProfile.objects.filter(account=account), instance_profile_name)
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
     profile = queryset.select_related("role").first()
