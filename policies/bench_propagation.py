@@ -11,8 +11,10 @@ gunicorn (sync workers) on loopback, and measures:
 - the time for a change reaching all 10,000 users to be published for every one of them;
 - ``POST /v1/authorize`` and ``/v1/authorize/batch`` (100 per call) under 16 concurrent
   connections, and ``/v1/ping`` (a constant JSON view behind the same middleware) as the
-  ceiling. The load generator sends pre-signed requests (SigV4 signatures stay valid for five
-  minutes) from two processes of eight threads, on the same two cores as the server.
+  ceiling. The load generator replays pre-signed requests (SigV4 signatures stay valid for five
+  minutes) on the same two cores as the server: ``wrk`` (two threads) when it is installed
+  (``apt-get install wrk``), else two Python processes of eight threads, which cap the figures
+  far below what the server can do. The output says which one ran.
 
 The last line is one JSON object (see the issue for its shape).
 """
@@ -24,6 +26,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -42,6 +45,7 @@ CONNECTIONS = 16
 LOAD_PROCESSES = 2
 LOAD_SECONDS = 6.0
 SINGLE_CHANGES = 200
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "3"))
 
 
 def _prepare_environment() -> dict[str, str]:
@@ -142,7 +146,67 @@ def _load_process(
     queue.put((latencies, errors[0]))
 
 
+def _lua_string(raw: bytes) -> str:
+    return (
+        '"'
+        + "".join(f"\\{b:03d}" if b < 32 or b in (34, 92) or b > 126 else chr(b) for b in raw)
+        + '"'
+    )
+
+
+# wrk replays the pre-signed requests in turn on 16 connections (sync gunicorn workers close
+# each connection after one answer; wrk reconnects) and prints its figures as one JSON line.
+_WRK_SCRIPT = """
+local requests = {%s}
+local n = 0
+request = function()
+  n = n %% #requests + 1
+  return requests[n]
+end
+done = function(summary, latency, _)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def _load_wrk(wrk: str, port: int, payloads: list[bytes], seconds: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % ", ".join(_lua_string(p) for p in payloads))
+    try:
+        out = subprocess.run(  # nosec B603
+            [
+                wrk,
+                f"-t{LOAD_PROCESSES}",
+                f"-c{CONNECTIONS}",
+                f"-d{max(1, round(seconds))}s",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    figures = json.loads(next(ln for ln in out.splitlines() if ln.startswith("WRK "))[4:])
+    ok = figures["requests"] - figures["errors"]
+    return {
+        "rps": round(ok / (figures["duration_us"] / 1e6), 1),
+        "p50_ms": round(figures["p50_us"] / 1000, 2),
+        "p99_ms": round(figures["p99_us"] / 1000, 2),
+        "errors": figures["errors"],
+    }
+
+
 def _load(port: int, payloads: list[bytes], seconds: float = LOAD_SECONDS) -> dict[str, float]:
+    wrk = shutil.which("wrk")
+    if wrk:
+        return _load_wrk(wrk, port, payloads, seconds)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     per = CONNECTIONS // LOAD_PROCESSES
@@ -403,7 +467,7 @@ def main() -> None:
                 "gunicorn",
                 "console.wsgi",
                 "--workers",
-                "3",
+                str(WEB_WORKERS),
                 "--worker-class",
                 "sync",
                 "--bind",
@@ -445,6 +509,13 @@ def main() -> None:
         ping = [
             f"GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
         ]
+        print(
+            f"load generator: {'wrk' if shutil.which('wrk') else 'Python threads'}, "
+            f"{CONNECTIONS} connections from {LOAD_PROCESSES} "
+            f"{'threads' if shutil.which('wrk') else 'processes'}, "
+            f"against gunicorn with {WEB_WORKERS} sync workers",
+            flush=True,
+        )
         _load(port, single, 2.0)  # warm every gunicorn worker's caches
         _load(port, batch, 1.0)
         ceiling = _load(port, ping)
