@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from audit.context import Actor
 from console.access import console_actor, render_page
@@ -54,3 +56,26 @@ def render_error(request: HttpRequest, exc: IAMError, back: str) -> HttpResponse
         {"code": exc.code, "message": exc.message, "back": back},
         status=exc.http_status,
     )
+
+
+def call_and_redirect(
+    request: HttpRequest,
+    service: Callable[..., Any],
+    *,
+    done: str,
+    back: str,
+    **arguments: Any,
+) -> HttpResponse:
+    """Call one service (which validates, writes and audits) for the signed-in account as the
+    signed-in principal: on success redirect to ``done``; on an IAM error show it, with a link
+    ``back``. The calling view has already authorized its action on the entity."""
+    try:
+        service(account=account_of(request), **arguments, actor=actor(request))
+    except IAMError as exc:
+        return render_error(request, exc, back)
+    return redirect(done)
+
+
+def posted_name(request: HttpRequest) -> str:
+    """The ``name`` field of a one-field form (a policy ARN, a user or group name)."""
+    return request.POST.get("name", "").strip()

@@ -19,8 +19,7 @@ from django.views.decorators.http import require_POST
 from console.access import access_group, access_role, access_user, can, console_action, render_page
 from console.editor import annotate
 from console.forms import BoundaryForm, InlinePolicyForm, TagForm
-from console.views.common import account_of, actor, form_error
-from console.views.common import render_error as _render_error
+from console.views.common import account_of, actor, call_and_redirect, form_error, render_error
 from identity import quotas
 from identity import services as identity_services
 from identity.errors import IAMError, InvalidInput
@@ -172,16 +171,14 @@ def _inline_delete(kind: EntityKind) -> Callable[..., HttpResponse]:
 
     def view(request: HttpRequest, **kwargs: str) -> HttpResponse:
         entity = kind.access(request, kwargs[kind.name_arg])
-        try:
-            kind.delete_inline(
-                account=account_of(request),
-                **{kind.name_arg: entity.name},
-                policy_name=request.POST.get("policy_name", "").strip(),
-                actor=actor(request),
-            )
-        except IAMError as exc:
-            return _render_error(request, exc, kind.back(entity.name))
-        return redirect(kind.back(entity.name))
+        return call_and_redirect(
+            request,
+            kind.delete_inline,
+            **{kind.name_arg: entity.name},
+            policy_name=request.POST.get("policy_name", "").strip(),
+            done=kind.back(entity.name),
+            back=kind.back(entity.name),
+        )
 
     view.__name__ = f"{kind.label}_inline_policy_delete"
     return require_POST(console_action(action)(view))
@@ -199,18 +196,16 @@ def _tag(kind: EntityKind) -> Callable[..., HttpResponse]:
         back = kind.back(entity.name, "tags")
         if not form.is_valid():
             message = "; ".join(e for errors in form.errors.values() for e in errors)
-            return _render_error(request, InvalidInput(message), back)
+            return render_error(request, InvalidInput(message), back)
         assert kind.tag is not None
-        try:
-            kind.tag(
-                account=account_of(request),
-                **{kind.name_arg: entity.name},
-                tags=form.cleaned_data["tags"],
-                actor=actor(request),
-            )
-        except IAMError as exc:
-            return _render_error(request, exc, back)
-        return redirect(back)
+        return call_and_redirect(
+            request,
+            kind.tag,
+            **{kind.name_arg: entity.name},
+            tags=form.cleaned_data["tags"],
+            done=back,
+            back=back,
+        )
 
     view.__name__ = f"{kind.label}_tag"
     return require_POST(console_action(action)(view))
@@ -224,16 +219,9 @@ def _untag(kind: EntityKind) -> Callable[..., HttpResponse]:
         back = kind.back(entity.name, "tags")
         keys = [k.strip() for k in request.POST.getlist("tag_key") if k.strip()]
         assert kind.untag is not None
-        try:
-            kind.untag(
-                account=account_of(request),
-                **{kind.name_arg: entity.name},
-                tag_keys=keys,
-                actor=actor(request),
-            )
-        except IAMError as exc:
-            return _render_error(request, exc, back)
-        return redirect(back)
+        return call_and_redirect(
+            request, kind.untag, **{kind.name_arg: entity.name}, tag_keys=keys, done=back, back=back
+        )
 
     view.__name__ = f"{kind.label}_untag"
     return require_POST(console_action(action)(view))
@@ -250,18 +238,17 @@ def _boundary(kind: EntityKind) -> Callable[..., HttpResponse]:
         back = kind.back(entity.name)
         form = BoundaryForm(request.POST)
         assert kind.put_boundary is not None
-        try:
-            if not form.is_valid():
-                raise InvalidInput("Give the ARN of a managed policy to use as the boundary.")
-            kind.put_boundary(
-                account=account_of(request),
-                **{kind.name_arg: entity.name},
-                permissions_boundary=form.cleaned_data["permissions_boundary"].strip(),
-                actor=actor(request),
-            )
-        except IAMError as exc:
-            return _render_error(request, exc, back)
-        return redirect(back)
+        if not form.is_valid():
+            message = "Give the ARN of a managed policy to use as the boundary."
+            return render_error(request, InvalidInput(message), back)
+        return call_and_redirect(
+            request,
+            kind.put_boundary,
+            **{kind.name_arg: entity.name},
+            permissions_boundary=form.cleaned_data["permissions_boundary"].strip(),
+            done=back,
+            back=back,
+        )
 
     view.__name__ = f"{kind.label}_boundary"
     return require_POST(console_action(action)(view))
@@ -274,13 +261,9 @@ def _boundary_delete(kind: EntityKind) -> Callable[..., HttpResponse]:
         entity = kind.access(request, kwargs[kind.name_arg])
         back = kind.back(entity.name)
         assert kind.delete_boundary is not None
-        try:
-            kind.delete_boundary(
-                account=account_of(request), **{kind.name_arg: entity.name}, actor=actor(request)
-            )
-        except IAMError as exc:
-            return _render_error(request, exc, back)
-        return redirect(back)
+        return call_and_redirect(
+            request, kind.delete_boundary, **{kind.name_arg: entity.name}, done=back, back=back
+        )
 
     view.__name__ = f"{kind.label}_boundary_delete"
     return require_POST(console_action(action)(view))

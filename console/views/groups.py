@@ -20,10 +20,9 @@ from console.access import (
     signed_in_account,
 )
 from console.forms import GroupCreateForm
-from console.views.common import account_of, actor, form_error
+from console.views.common import actor, call_and_redirect, form_error, posted_name
 from console.views.entities import GROUP as GROUP_KIND
 from console.views.entities import editing_flags
-from console.views.users import _render_error
 from identity import naming
 from identity import services as identity_services
 from identity.errors import IAMError
@@ -105,83 +104,75 @@ def group_detail(request: HttpRequest, group_name: str) -> HttpResponse:
     return render_page(request, "console/groups/detail.html", context)
 
 
-def _back(group_name: str) -> HttpResponse:
-    return redirect(reverse("console:group_detail", kwargs={"group_name": group_name}))
+def _detail(group_name: str) -> str:
+    return reverse("console:group_detail", kwargs={"group_name": group_name})
 
 
 @require_POST
 @console_action("iam:AddUserToGroup")
 def group_add_member(request: HttpRequest, group_name: str) -> HttpResponse:
     group = access_group(request, group_name)
-    user = access_user(request, request.POST.get("name", "").strip(), "iam:GetUser")
-    try:
-        identity_services.add_user_to_group(
-            account=account_of(request),
-            group_name=group.name,
-            user_name=user.name,
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:group_detail", args=[group.name]))
-    return _back(group.name)
+    user = access_user(request, posted_name(request), "iam:GetUser")
+    return call_and_redirect(
+        request,
+        identity_services.add_user_to_group,
+        group_name=group.name,
+        user_name=user.name,
+        done=_detail(group.name),
+        back=_detail(group.name),
+    )
 
 
 @require_POST
 @console_action("iam:RemoveUserFromGroup")
 def group_remove_member(request: HttpRequest, group_name: str) -> HttpResponse:
     group = access_group(request, group_name)
-    try:
-        identity_services.remove_user_from_group(
-            account=account_of(request),
-            group_name=group.name,
-            user_name=request.POST.get("name", "").strip(),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:group_detail", args=[group.name]))
-    return _back(group.name)
+    return call_and_redirect(
+        request,
+        identity_services.remove_user_from_group,
+        group_name=group.name,
+        user_name=posted_name(request),
+        done=_detail(group.name),
+        back=_detail(group.name),
+    )
 
 
 @require_POST
 @console_action("iam:AttachGroupPolicy")
 def group_attach_policy(request: HttpRequest, group_name: str) -> HttpResponse:
     group = access_group(request, group_name)
-    try:
-        policy_services.attach_group_policy(
-            account=account_of(request),
-            group_name=group.name,
-            policy_arn=request.POST.get("name", "").strip(),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:group_detail", args=[group.name]))
-    return _back(group.name)
+    return call_and_redirect(
+        request,
+        policy_services.attach_group_policy,
+        group_name=group.name,
+        policy_arn=posted_name(request),
+        done=_detail(group.name),
+        back=_detail(group.name),
+    )
 
 
 @require_POST
 @console_action("iam:DetachGroupPolicy")
 def group_detach_policy(request: HttpRequest, group_name: str) -> HttpResponse:
     group = access_group(request, group_name)
-    try:
-        policy_services.detach_group_policy(
-            account=account_of(request),
-            group_name=group.name,
-            policy_arn=request.POST.get("name", "").strip(),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:group_detail", args=[group.name]))
-    return _back(group.name)
+    return call_and_redirect(
+        request,
+        policy_services.detach_group_policy,
+        group_name=group.name,
+        policy_arn=posted_name(request),
+        done=_detail(group.name),
+        back=_detail(group.name),
+    )
 
 
 @require_POST
 @console_action("iam:DeleteGroup")
 def group_delete(request: HttpRequest, group_name: str) -> HttpResponse:
     group = access_group(request, group_name)
-    try:
-        identity_services.delete_group(
-            account=account_of(request), group_name=group.name, actor=actor(request)
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:group_detail", args=[group.name]))
-    return redirect("console:groups")
+    return call_and_redirect(
+        request,
+        identity_services.delete_group,
+        group_name=group.name,
+        done=reverse("console:groups"),
+        back=_detail(group.name),
+    )

@@ -21,8 +21,7 @@ from console.access import (
 )
 from console.editor import annotate
 from console.forms import PolicyDocumentForm
-from console.views.common import account_of, actor, form_error
-from console.views.users import _render_error
+from console.views.common import account_of, actor, call_and_redirect, form_error
 from identity import naming, quotas
 from identity.errors import IAMError
 from policies import engine
@@ -161,6 +160,10 @@ def policy_detail(request: HttpRequest, policy_arn: str) -> HttpResponse:
     return render_page(request, "console/policies/detail.html", context)
 
 
+def _versions_tab(policy: ManagedPolicy) -> str:
+    return reverse("console:policy_detail", kwargs={"policy_arn": policy.arn}) + "?tab=versions"
+
+
 @console_action("iam:CreatePolicyVersion")
 def policy_edit(request: HttpRequest, policy_arn: str) -> HttpResponse:
     """Edit = add a version and make it the default, as IAM's console does. With five versions
@@ -189,10 +192,7 @@ def policy_edit(request: HttpRequest, policy_arn: str) -> HttpResponse:
             except IAMError as exc:
                 form_error(form, exc, "policy_document")
             else:
-                return redirect(
-                    reverse("console:policy_detail", kwargs={"policy_arn": policy.arn})
-                    + "?tab=versions"
-                )
+                return redirect(_versions_tab(policy))
     status = 400 if request.method == "POST" else 200
     return render_page(
         request,
@@ -206,34 +206,28 @@ def policy_edit(request: HttpRequest, policy_arn: str) -> HttpResponse:
 @console_action("iam:SetDefaultPolicyVersion")
 def policy_set_default(request: HttpRequest, policy_arn: str) -> HttpResponse:
     policy = access_policy(request, policy_arn)
-    back = reverse("console:policy_detail", kwargs={"policy_arn": policy.arn}) + "?tab=versions"
-    try:
-        policy_services.set_default_policy_version(
-            account=account_of(request),
-            policy_arn=policy.arn,
-            version_id=request.POST.get("version_id", ""),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, back)
-    return redirect(back)
+    return call_and_redirect(
+        request,
+        policy_services.set_default_policy_version,
+        policy_arn=policy.arn,
+        version_id=request.POST.get("version_id", ""),
+        done=_versions_tab(policy),
+        back=_versions_tab(policy),
+    )
 
 
 @require_POST
 @console_action("iam:DeletePolicyVersion")
 def policy_delete_version(request: HttpRequest, policy_arn: str) -> HttpResponse:
     policy = access_policy(request, policy_arn)
-    back = reverse("console:policy_detail", kwargs={"policy_arn": policy.arn}) + "?tab=versions"
-    try:
-        policy_services.delete_policy_version(
-            account=account_of(request),
-            policy_arn=policy.arn,
-            version_id=request.POST.get("version_id", ""),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, back)
-    return redirect(back)
+    return call_and_redirect(
+        request,
+        policy_services.delete_policy_version,
+        policy_arn=policy.arn,
+        version_id=request.POST.get("version_id", ""),
+        done=_versions_tab(policy),
+        back=_versions_tab(policy),
+    )
 
 
 # What the editor is for, by the action that will save it: the kind of document and its size

@@ -19,10 +19,9 @@ from console.access import (
 )
 from console.editor import annotate
 from console.forms import TRUST_EXAMPLE, RoleCreateForm, RoleSettingsForm, TrustPolicyForm
-from console.views.common import account_of, actor, form_error
+from console.views.common import account_of, actor, call_and_redirect, form_error, render_error
 from console.views.entities import ROLE as ROLE_KIND
 from console.views.entities import editing_flags
-from console.views.users import _render_error
 from identity import naming, quotas
 from identity import services as identity_services
 from identity.errors import IAMError
@@ -203,7 +202,7 @@ def role_add_instance_profile(request: HttpRequest, role_name: str) -> HttpRespo
                 account=account, instance_profile_name=name, role_name=role.name, actor=who
             )
     except IAMError as exc:
-        return _render_error(request, exc, reverse("console:role_detail", args=[role.name]))
+        return render_error(request, exc, reverse("console:role_detail", args=[role.name]))
     return redirect("console:role_detail", role_name=role.name)
 
 
@@ -211,10 +210,10 @@ def role_add_instance_profile(request: HttpRequest, role_name: str) -> HttpRespo
 @console_action("iam:DeleteRole")
 def role_delete(request: HttpRequest, role_name: str) -> HttpResponse:
     role = access_role(request, role_name)
-    try:
-        identity_services.delete_role(
-            account=account_of(request), role_name=role.name, actor=actor(request)
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:role_detail", args=[role.name]))
-    return redirect("console:roles")
+    return call_and_redirect(
+        request,
+        identity_services.delete_role,
+        role_name=role.name,
+        done=reverse("console:roles"),
+        back=reverse("console:role_detail", args=[role.name]),
+    )

@@ -21,7 +21,7 @@ from console.access import (
     signed_in_account,
 )
 from console.forms import NameForm, UserCreateForm
-from console.views.common import account_of, actor, form_error
+from console.views.common import actor, call_and_redirect, form_error, posted_name
 from console.views.entities import USER as USER_KIND
 from console.views.entities import editing_flags
 from identity import naming
@@ -181,17 +181,8 @@ def user_detail(request: HttpRequest, user_name: str) -> HttpResponse:
     return render_page(request, "console/users/detail.html", context)
 
 
-def _back(user_name: str, tab: str) -> HttpResponse:
-    return redirect(reverse("console:user_detail", kwargs={"user_name": user_name}) + f"?tab={tab}")
-
-
-def _render_error(request: HttpRequest, exc: IAMError, back: str) -> HttpResponse:
-    return render_page(
-        request,
-        "console/error.html",
-        {"code": exc.code, "message": exc.message, "back": back},
-        status=exc.http_status,
-    )
+def _tab(user_name: str, tab: str) -> str:
+    return reverse("console:user_detail", kwargs={"user_name": user_name}) + f"?tab={tab}"
 
 
 @require_POST
@@ -200,16 +191,14 @@ def user_add_to_group(request: HttpRequest, user_name: str) -> HttpResponse:
     form = NameForm(request.POST)
     user = access_user(request, user_name, "iam:GetUser")
     group = access_group(request, form.data.get("name", ""))
-    try:
-        identity_services.add_user_to_group(
-            account=account_of(request),
-            group_name=group.name,
-            user_name=user.name,
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, request.path)
-    return _back(user.name, "groups")
+    return call_and_redirect(
+        request,
+        identity_services.add_user_to_group,
+        group_name=group.name,
+        user_name=user.name,
+        done=_tab(user.name, "groups"),
+        back=request.path,
+    )
 
 
 @require_POST
@@ -217,61 +206,55 @@ def user_add_to_group(request: HttpRequest, user_name: str) -> HttpResponse:
 def user_remove_from_group(request: HttpRequest, user_name: str) -> HttpResponse:
     user = access_user(request, user_name, "iam:GetUser")
     group = access_group(request, request.POST.get("name", ""))
-    try:
-        identity_services.remove_user_from_group(
-            account=account_of(request),
-            group_name=group.name,
-            user_name=user.name,
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, request.path)
-    return _back(user.name, "groups")
+    return call_and_redirect(
+        request,
+        identity_services.remove_user_from_group,
+        group_name=group.name,
+        user_name=user.name,
+        done=_tab(user.name, "groups"),
+        back=request.path,
+    )
 
 
 @require_POST
 @console_action("iam:AttachUserPolicy")
 def user_attach_policy(request: HttpRequest, user_name: str) -> HttpResponse:
     user = access_user(request, user_name)
-    try:
-        policy_services.attach_user_policy(
-            account=account_of(request),
-            user_name=user.name,
-            policy_arn=request.POST.get("name", "").strip(),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, request.path)
-    return _back(user.name, "permissions")
+    return call_and_redirect(
+        request,
+        policy_services.attach_user_policy,
+        user_name=user.name,
+        policy_arn=posted_name(request),
+        done=_tab(user.name, "permissions"),
+        back=request.path,
+    )
 
 
 @require_POST
 @console_action("iam:DetachUserPolicy")
 def user_detach_policy(request: HttpRequest, user_name: str) -> HttpResponse:
     user = access_user(request, user_name)
-    try:
-        policy_services.detach_user_policy(
-            account=account_of(request),
-            user_name=user.name,
-            policy_arn=request.POST.get("name", "").strip(),
-            actor=actor(request),
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, request.path)
-    return _back(user.name, "permissions")
+    return call_and_redirect(
+        request,
+        policy_services.detach_user_policy,
+        user_name=user.name,
+        policy_arn=posted_name(request),
+        done=_tab(user.name, "permissions"),
+        back=request.path,
+    )
 
 
 @require_POST
 @console_action("iam:DeleteUser")
 def user_delete(request: HttpRequest, user_name: str) -> HttpResponse:
     user = access_user(request, user_name)
-    try:
-        identity_services.delete_user(
-            account=account_of(request), user_name=user.name, actor=actor(request)
-        )
-    except IAMError as exc:
-        return _render_error(request, exc, reverse("console:user_detail", args=[user.name]))
-    return redirect("console:users")
+    return call_and_redirect(
+        request,
+        identity_services.delete_user,
+        user_name=user.name,
+        done=reverse("console:users"),
+        back=reverse("console:user_detail", args=[user.name]),
+    )
 
 
 __all__ = ["account_resource"]
