@@ -45,7 +45,7 @@ CONNECTIONS = 16
 LOAD_PROCESSES = 2
 LOAD_SECONDS = 6.0
 SINGLE_CHANGES = 200
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "3"))
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
 
 
 def _prepare_environment() -> dict[str, str]:
