@@ -613,6 +613,137 @@ def _build(
     )
 
 
+_TOP_FIELD_SET = frozenset(TOP_FIELDS)
+_IDENTITY_FIELD_SET = _STATEMENT_FIELD_SET - {"Principal", "NotPrincipal"}
+_EFFECTS = ("Allow", "Deny")
+
+
+def _fast_strings(value: Any) -> tuple[str, ...] | None:
+    """A string, or a non-empty list of strings, as a tuple; None for anything else."""
+    if value.__class__ is str:
+        return (value,)
+    if value.__class__ is list and value and all(v.__class__ is str for v in value):
+        return tuple(value)
+    return None
+
+
+def _build_identity_fast(doc: Any, text: str) -> Policy | None:
+    """Check and build an identity-based document in one pass, or None.
+
+    It returns a Policy only when every element has a shape the checker accepts without
+    any issue IAM rejects (``_Checker`` with ``notes=False`` would raise nothing), and that
+    Policy is the one ``_build`` makes. On anything unusual, valid or not, it returns None
+    and the caller takes the full checker, which finds and reports the problem exactly as
+    before; being stricter than the checker only costs time, never correctness.
+    ``tests/policies/engine/test_parse_and_validate.py`` holds the two paths to each other.
+    Condition values are not looked at: a value an operator cannot use (a number that is
+    not a number) is a validation finding, not a rejection (``aws=None`` in the checker).
+    """
+    if doc.__class__ is not dict or not _TOP_FIELD_SET.issuperset(doc):
+        return None
+    version = doc.get("Version")
+    if "Version" in doc and version not in VERSIONS:
+        return None
+    doc_id = doc.get("Id")
+    if "Id" in doc and doc_id.__class__ is not str:
+        return None
+    raw = doc.get("Statement")
+    if raw.__class__ is dict:
+        items = [raw]
+    elif raw.__class__ is list and raw:
+        items = raw
+    else:
+        return None
+    statements: list[Statement] = []
+    sids: set[str] = set()
+    sid_re = _SID_RE.match
+    action_re = _ACTION_RE.match
+    for index, s in enumerate(items):
+        if s.__class__ is not dict or not _IDENTITY_FIELD_SET.issuperset(s):
+            return None
+        sid = s.get("Sid")
+        if sid is not None or "Sid" in s:
+            if sid.__class__ is not str or not sid_re(sid):
+                return None
+            if sid:
+                if sid in sids:
+                    return None
+                sids.add(sid)
+        effect = s.get("Effect")
+        if effect.__class__ is not str or effect not in _EFFECTS:
+            return None
+        if "Action" in s:
+            if "NotAction" in s:
+                return None
+            actions = _fast_strings(s["Action"])
+            not_action = False
+        else:
+            actions = _fast_strings(s.get("NotAction"))
+            not_action = True
+        if actions is None:
+            return None
+        for action in actions:
+            if action != "*" and not action_re(action):
+                return None
+        if "Resource" in s:
+            if "NotResource" in s:
+                return None
+            resources = _fast_strings(s["Resource"])
+            not_resource = False
+        else:
+            resources = _fast_strings(s.get("NotResource"))
+            not_resource = True
+        if resources is None:
+            return None
+        for resource in resources:
+            if resource != "*" and not _valid_resource(resource):
+                return None
+        conditions: list[ConditionClause] = []
+        if "Condition" in s:
+            condition = s["Condition"]
+            if condition.__class__ is not dict:
+                return None
+            for op_name, block in condition.items():
+                if parse_operator(op_name) is None or block.__class__ is not dict or not block:
+                    return None
+                for key, values in block.items():
+                    if ":" not in key or key.startswith(":"):
+                        return None
+                    if values.__class__ is list:
+                        if not values or not all(isinstance(v, _SCALAR) for v in values):
+                            return None
+                        clause_values = tuple(values)
+                    elif isinstance(values, _SCALAR):
+                        clause_values = (values,)
+                    else:
+                        return None
+                    conditions.append(ConditionClause(op_name, key, clause_values))
+        statements.append(
+            build_frozen(
+                Statement,
+                index=index,
+                sid=sid or None,
+                effect=effect,
+                actions=actions,
+                not_action=not_action,
+                resources=resources,
+                not_resource=not_resource,
+                principal=None,
+                not_principal=False,
+                conditions=tuple(conditions),
+                span=None,
+            )
+        )
+    return Policy(
+        version=version,
+        id=doc_id,
+        statements=tuple(statements),
+        policy_type=PolicyType.IDENTITY,
+        text=text,
+        document=doc,
+    )
+
+
 _INVALID_CHARS = re.compile(r"[^\t\n\r\x20-\xff]")
 
 
@@ -666,6 +797,12 @@ def parse_policy(
         raise PolicyParseError(SYNTAX) from exc
     if isinstance(document, str) and invalid_characters(document):
         raise PolicyParseError(SYNTAX)
+    if located is None and policy_type == PolicyType.IDENTITY:
+        # One pass that checks and builds the common shapes; None sends the document
+        # through the full checker below.
+        policy = _build_identity_fast(doc, text)
+        if policy is not None:
+            return policy
     for issue in check_document(doc, policy_type, notes=False):
         if issue.aws_message is not None:
             span: Span | None = None

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.engine import Finding, PolicyParseError, PolicyType, parse_policy, validate
 from policies.engine.catalog import ACTIONS, access_level, known_actions
+from policies.engine.parser import _build, _build_identity_fast, check_document
 
 
 def rejection(text: str, policy_type: PolicyType = PolicyType.IDENTITY) -> str:
@@ -248,3 +254,134 @@ def test_it_catalogues_iam_and_sts_actions_with_access_levels() -> None:
     assert access_level("portcullis:Authorize") == "Read"
     assert "iam:PassRole" in ACTIONS
     assert len([a for a in ACTIONS if a.startswith("iam:")]) > 150
+
+
+# ---- the one-pass parser agrees with the full checker -----------------------------------
+
+_ABSENT = object()
+
+# For each element: values the checker accepts, then values (or absences) it may reject.
+_STATEMENT_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
+    "Sid": ([_ABSENT, "A", "B", ""], ["a-b", None, 1]),
+    "Effect": (["Allow", "Deny"], [_ABSENT, "allow", None, 1]),
+    "Action": (
+        ["iam:GetUser", "*", ["s3:Get*", "iam:*User*"]],
+        [_ABSENT, [], ["iam:GetUser", 3], "bad", None, {"a": "b"}, "s3:Get Object"],
+    ),
+    "NotAction": ([_ABSENT], [["s3:*"], [], None]),
+    "Resource": (
+        ["*", "arn:aws:s3:::b/*", ["arn:aws:iam::*:user/x", "*"], "arn:a*"],
+        [_ABSENT, "arn:aws", "nope", [], ["*", 1], None],
+    ),
+    "NotResource": ([_ABSENT], ["arn:aws:s3:::b/*", [], None]),
+    "Principal": ([_ABSENT], ["*", {"AWS": "123456789012"}]),
+    "NotPrincipal": ([_ABSENT], [{"AWS": "*"}]),
+    "Condition": (
+        [
+            _ABSENT,
+            {},
+            {"StringEquals": {"aws:username": "a"}},
+            {"StringEquals": {"aws:username": ["a", 1, True, 1.5]}},
+            {"NumericLessThan": {"a:b": "not a number"}},
+            {"ForAllValues:StringLike": {"a:b": "x*"}, "DateLessThan": {"a:b": "2030-01-01"}},
+        ],
+        [
+            None,
+            "x",
+            {"Bogus": {"a:b": "x"}},
+            {"StringEquals": {}},
+            {"StringEquals": []},
+            {"StringEquals": {"nokey": "x"}},
+            {"StringEquals": {":b": "x"}},
+            {"StringEquals": {"a:b": []}},
+            {"StringEquals": {"a:b": [None]}},
+            {"StringEquals": {"a:b": None}},
+            {"Bool": {"a:b": {"x": 1}}},
+            {"NullIfExists": {"a:b": "true"}},
+        ],
+    ),
+    "Foo": ([_ABSENT], ["bar"]),
+}
+_TOP_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
+    "Version": (["2012-10-17", "2008-10-17", _ABSENT], ["2011-01-01", None, 1]),
+    "Id": ([_ABSENT, "x"], [None, 3]),
+    "Foo": ([_ABSENT], ["bar"]),
+}
+
+
+@st.composite
+def _object(draw: st.DrawFn, fields: dict[str, tuple[list[Any], list[Any]]]) -> dict[str, Any]:
+    """Accepted values, with one or two elements swapped for doubtful ones now and then."""
+    doubtful: set[str] = set()
+    if draw(st.integers(0, 3)) == 0:
+        doubtful = draw(st.sets(st.sampled_from(sorted(fields)), min_size=1, max_size=2))
+    out = {}
+    for name, (good, bad) in fields.items():
+        value = draw(st.sampled_from(bad if name in doubtful else good))
+        if value is not _ABSENT:
+            out[name] = value
+    return out
+
+
+@st.composite
+def _statements(draw: st.DrawFn) -> dict[str, Any]:
+    stmt = draw(_object(_STATEMENT_FIELDS))
+    # NotAction and NotResource in place of Action and Resource, now and then.
+    for key in ("Action", "Resource"):
+        if key in stmt and f"Not{key}" not in stmt and draw(st.booleans()):
+            stmt[f"Not{key}"] = stmt.pop(key)
+    return stmt
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc = draw(_object(_TOP_FIELDS))
+    statements = st.lists(_statements(), max_size=3)
+    doc["Statement"] = draw(
+        st.one_of(_statements(), statements, st.sampled_from([_ABSENT, "s", None]))
+    )
+    if doc["Statement"] is _ABSENT:
+        del doc["Statement"]
+    return doc
+
+
+def _assert_one_pass_agrees(doc: dict[str, Any]) -> None:
+    text = json.dumps(doc)
+    rejected = [i for i in check_document(doc, PolicyType.IDENTITY, notes=False) if i.aws_message]
+    fast = _build_identity_fast(json.loads(text), text)
+    if rejected:
+        assert fast is None
+        assert rejection(text) == rejected[0].aws_message
+    else:
+        assert fast is not None
+        assert fast == _build(json.loads(text), PolicyType.IDENTITY, text, None)
+        assert parse_policy(text) == fast
+
+
+@settings(max_examples=800, deadline=None)
+@given(_documents())
+def test_it_parses_in_one_pass_exactly_what_the_full_checker_accepts(doc: dict[str, Any]) -> None:
+    _assert_one_pass_agrees(doc)
+
+
+_BASE = {"Sid": "A", "Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"}
+
+
+@pytest.mark.parametrize(
+    ("where", "name", "value"),
+    [
+        *(("top", name, v) for name, (_, bad) in _TOP_FIELDS.items() for v in bad),
+        *(("statement", name, v) for name, (_, bad) in _STATEMENT_FIELDS.items() for v in bad),
+    ],
+)
+def test_it_parses_in_one_pass_what_the_checker_accepts_element_by_element(
+    where: str, name: str, value: Any
+) -> None:
+    stmt = dict(_BASE)
+    doc: dict[str, Any] = {"Version": "2012-10-17", "Statement": [stmt]}
+    target = doc if where == "top" else stmt
+    if value is _ABSENT:
+        target.pop(name, None)
+    else:
+        target[name] = value
+    _assert_one_pass_agrees(doc)
