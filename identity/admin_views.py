@@ -21,6 +21,9 @@ else signs in. Every change is audited by the service it calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -83,8 +86,25 @@ def user_console_access(request: HttpRequest, user_name: str) -> HttpResponse:
     )
 
 
-def _show_generated(request: HttpRequest, user: User, password: str) -> HttpResponse:
-    """The generated password, on this response only (never stored in clear, never again)."""
+def _set_generated_password(
+    request: HttpRequest, user: User, service: Callable[..., Any]
+) -> HttpResponse:
+    """Give ``user`` a generated password (reset required) through ``service`` (create or
+    update the login profile) and show it on this response only: never stored in clear, never
+    shown again. The calling view has authorized its action on the user."""
+    account = signed_in_account(request)
+    password = passwords.generate_password(account, user)
+    try:
+        service(
+            account=account,
+            user_name=user.name,
+            password=password,
+            password_reset_required=True,
+            actor=console_actor(request),
+        )
+    except IAMError as exc:
+        messages.error(request, f"{exc.code}: {exc.message}")
+        return _page(user)
     return render_page(
         request, "identity/admin_password.html", {"subject": user, "password": password}
     )
@@ -97,20 +117,7 @@ def _show_generated(request: HttpRequest, user: User, password: str) -> HttpResp
 def user_password_create(request: HttpRequest, user_name: str) -> HttpResponse:
     """Give a user a console password: generated, random, policy-compliant, reset required."""
     user = access_user(request, user_name)
-    account = signed_in_account(request)
-    password = passwords.generate_password(account, user)
-    try:
-        passwords.create_login_profile(
-            account=account,
-            user_name=user.name,
-            password=password,
-            password_reset_required=True,
-            actor=console_actor(request),
-        )
-    except IAMError as exc:
-        messages.error(request, f"{exc.code}: {exc.message}")
-        return _page(user)
-    return _show_generated(request, user, password)
+    return _set_generated_password(request, user, passwords.create_login_profile)
 
 
 @requires_recent_authentication
@@ -121,20 +128,7 @@ def user_password_reset(request: HttpRequest, user_name: str) -> HttpResponse:
     """Replace a user's console password with a generated one (reset required); the user's
     console sessions end, as with any new password."""
     user = access_user(request, user_name)
-    account = signed_in_account(request)
-    password = passwords.generate_password(account, user)
-    try:
-        passwords.update_login_profile(
-            account=account,
-            user_name=user.name,
-            password=password,
-            password_reset_required=True,
-            actor=console_actor(request),
-        )
-    except IAMError as exc:
-        messages.error(request, f"{exc.code}: {exc.message}")
-        return _page(user)
-    return _show_generated(request, user, password)
+    return _set_generated_password(request, user, passwords.update_login_profile)
 
 
 @requires_recent_authentication
