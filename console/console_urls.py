@@ -1,7 +1,10 @@
 """The console's pages. Every view is wrapped in ``console.access.console_action``; the test
 suite walks this list and fails on any view that is not."""
 
-from django.urls import path
+from collections.abc import Callable
+
+from django.http import HttpResponse
+from django.urls import URLPattern, path
 
 from console.views import (
     account,
@@ -18,93 +21,80 @@ from console.views import (
 
 app_name = "console"
 
+Route = tuple[str, Callable[..., HttpResponse], str]  # (path below the entity, view, URL name)
+
+
+def entity_routes(prefix: str, routes: list[Route]) -> list[URLPattern]:
+    """One entity's pages: ``prefix`` (``users/<str:user_name>/``) + each route's path."""
+    return [path(prefix + suffix, view, name=name) for suffix, view, name in routes]
+
+
+def editing_routes(label: str, *, tags_and_boundary: bool) -> list[Route]:
+    """The inline-policy, tag and boundary pages ``console.views.entities`` builds for each
+    entity kind (``user_tag``, ``role_boundary_delete``, ...): the same paths for every kind;
+    groups, as in IAM, have no tags or boundary."""
+    suffixes = [
+        ("inline-policies/edit/", "inline_policy"),
+        ("inline-policies/delete/", "inline_policy_delete"),
+    ]
+    if tags_and_boundary:
+        suffixes += [
+            ("tags/add/", "tag"),
+            ("tags/remove/", "untag"),
+            ("boundary/", "boundary"),
+            ("boundary/delete/", "boundary_delete"),
+        ]
+    return [
+        (suffix, getattr(entities, f"{label}_{page}"), f"{label}_{page}")
+        for suffix, page in suffixes
+    ]
+
+
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     # Users
     path("users/", users.user_list, name="users"),
     path("users/create/", users.user_create, name="user_create"),
-    path("users/<str:user_name>/", users.user_detail, name="user_detail"),
-    path("users/<str:user_name>/groups/add/", users.user_add_to_group, name="user_add_to_group"),
-    path(
-        "users/<str:user_name>/groups/remove/",
-        users.user_remove_from_group,
-        name="user_remove_from_group",
-    ),
-    path("users/<str:user_name>/policies/attach/", users.user_attach_policy, name="user_attach"),
-    path("users/<str:user_name>/policies/detach/", users.user_detach_policy, name="user_detach"),
-    path("users/<str:user_name>/delete/", users.user_delete, name="user_delete"),
-    path(
-        "users/<str:user_name>/inline-policies/edit/",
-        entities.user_inline_policy,
-        name="user_inline_policy",
-    ),
-    path(
-        "users/<str:user_name>/inline-policies/delete/",
-        entities.user_inline_policy_delete,
-        name="user_inline_policy_delete",
-    ),
-    path("users/<str:user_name>/tags/add/", entities.user_tag, name="user_tag"),
-    path("users/<str:user_name>/tags/remove/", entities.user_untag, name="user_untag"),
-    path("users/<str:user_name>/boundary/", entities.user_boundary, name="user_boundary"),
-    path(
-        "users/<str:user_name>/boundary/delete/",
-        entities.user_boundary_delete,
-        name="user_boundary_delete",
+    *entity_routes(
+        "users/<str:user_name>/",
+        [
+            ("", users.user_detail, "user_detail"),
+            ("groups/add/", users.user_add_to_group, "user_add_to_group"),
+            ("groups/remove/", users.user_remove_from_group, "user_remove_from_group"),
+            ("policies/attach/", users.user_attach_policy, "user_attach"),
+            ("policies/detach/", users.user_detach_policy, "user_detach"),
+            ("delete/", users.user_delete, "user_delete"),
+            *editing_routes("user", tags_and_boundary=True),
+        ],
     ),
     # Groups
     path("groups/", groups.group_list, name="groups"),
     path("groups/create/", groups.group_create, name="group_create"),
-    path("groups/<str:group_name>/", groups.group_detail, name="group_detail"),
-    path("groups/<str:group_name>/members/add/", groups.group_add_member, name="group_add"),
-    path(
-        "groups/<str:group_name>/members/remove/", groups.group_remove_member, name="group_remove"
-    ),
-    path(
-        "groups/<str:group_name>/policies/attach/", groups.group_attach_policy, name="group_attach"
-    ),
-    path(
-        "groups/<str:group_name>/policies/detach/", groups.group_detach_policy, name="group_detach"
-    ),
-    path("groups/<str:group_name>/delete/", groups.group_delete, name="group_delete"),
-    path(
-        "groups/<str:group_name>/inline-policies/edit/",
-        entities.group_inline_policy,
-        name="group_inline_policy",
-    ),
-    path(
-        "groups/<str:group_name>/inline-policies/delete/",
-        entities.group_inline_policy_delete,
-        name="group_inline_policy_delete",
+    *entity_routes(
+        "groups/<str:group_name>/",
+        [
+            ("", groups.group_detail, "group_detail"),
+            ("members/add/", groups.group_add_member, "group_add"),
+            ("members/remove/", groups.group_remove_member, "group_remove"),
+            ("policies/attach/", groups.group_attach_policy, "group_attach"),
+            ("policies/detach/", groups.group_detach_policy, "group_detach"),
+            ("delete/", groups.group_delete, "group_delete"),
+            *editing_routes("group", tags_and_boundary=False),
+        ],
     ),
     # Roles
     path("roles/", roles.role_list, name="roles"),
     path("roles/create/", roles.role_create, name="role_create"),
-    path("roles/<str:role_name>/", roles.role_detail, name="role_detail"),
-    path("roles/<str:role_name>/trust/", roles.role_update_trust, name="role_trust"),
-    path("roles/<str:role_name>/settings/", roles.role_update, name="role_update"),
-    path(
-        "roles/<str:role_name>/instance-profile/",
-        roles.role_add_instance_profile,
-        name="role_instance_profile",
-    ),
-    path("roles/<str:role_name>/delete/", roles.role_delete, name="role_delete"),
-    path(
-        "roles/<str:role_name>/inline-policies/edit/",
-        entities.role_inline_policy,
-        name="role_inline_policy",
-    ),
-    path(
-        "roles/<str:role_name>/inline-policies/delete/",
-        entities.role_inline_policy_delete,
-        name="role_inline_policy_delete",
-    ),
-    path("roles/<str:role_name>/tags/add/", entities.role_tag, name="role_tag"),
-    path("roles/<str:role_name>/tags/remove/", entities.role_untag, name="role_untag"),
-    path("roles/<str:role_name>/boundary/", entities.role_boundary, name="role_boundary"),
-    path(
-        "roles/<str:role_name>/boundary/delete/",
-        entities.role_boundary_delete,
-        name="role_boundary_delete",
+    *entity_routes(
+        "roles/<str:role_name>/",
+        [
+            ("", roles.role_detail, "role_detail"),
+            ("trust/", roles.role_update_trust, "role_trust"),
+            ("settings/", roles.role_update, "role_update"),
+            ("instance-profile/", roles.role_add_instance_profile, "role_instance_profile"),
+            ("delete/", roles.role_delete, "role_delete"),
+            *editing_routes("role", tags_and_boundary=True),
+        ],
     ),
     # Policies (the ARN is the key: built-ins and customer policies may share a name)
     path("policies/", policies.policy_list, name="policies"),
