@@ -10,7 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from audit.context import Actor
-from console.access import console_actor, render_page
+from console import queries
+from console.access import can, console_actor, render_page, signed_in_account
+from identity import naming
 from identity.errors import IAMError
 
 # Which form field an IAM validation message is about, by the API parameter it names.
@@ -79,3 +81,28 @@ def call_and_redirect(
 def posted_name(request: HttpRequest) -> str:
     """The ``name`` field of a one-field form (a policy ARN, a user or group name)."""
     return request.POST.get("name", "").strip()
+
+
+def prefix_list(
+    request: HttpRequest,
+    queryset_for: Callable[..., Any],
+    *,
+    template: str,
+    create_action: str,
+    create_pattern: str,
+) -> HttpResponse:
+    """A list page (groups, roles) searched by name prefix (``?q=``), paginated, with a create
+    button for whoever may ``create_action`` on ``create_pattern`` (``"group/*"``). The calling
+    view has authorized its list action."""
+    account = signed_in_account(request)
+    prefix = request.GET.get("q", "").strip()
+    page = queries.paginate(queryset_for(account, prefix), request.GET.get("page"))
+    return render_page(
+        request,
+        template,
+        {
+            "page": page,
+            "q": prefix,
+            "can_create": can(request, create_action, naming.iam_arn(account.id, create_pattern)),
+        },
+    )

@@ -20,7 +20,7 @@ from console.access import (
     signed_in_account,
 )
 from console.forms import GroupCreateForm
-from console.views.common import actor, call_and_redirect, form_error, posted_name
+from console.views.common import actor, call_and_redirect, form_error, posted_name, prefix_list
 from console.views.entities import GROUP as GROUP_KIND
 from console.views.entities import editing_flags
 from identity import naming
@@ -32,17 +32,12 @@ from policies.models import GroupPolicyAttachment, InlinePolicy
 
 @console_action("iam:ListGroups", resource=everything)
 def group_list(request: HttpRequest) -> HttpResponse:
-    account = signed_in_account(request)
-    prefix = request.GET.get("q", "").strip()
-    page = queries.paginate(queries.groups_queryset(account, prefix), request.GET.get("page"))
-    return render_page(
+    return prefix_list(
         request,
-        "console/groups/list.html",
-        {
-            "page": page,
-            "q": prefix,
-            "can_create": can(request, "iam:CreateGroup", naming.iam_arn(account.id, "group/*")),
-        },
+        queries.groups_queryset,
+        template="console/groups/list.html",
+        create_action="iam:CreateGroup",
+        create_pattern="group/*",
     )
 
 

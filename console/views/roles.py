@@ -19,7 +19,14 @@ from console.access import (
 )
 from console.editor import annotate
 from console.forms import TRUST_EXAMPLE, RoleCreateForm, RoleSettingsForm, TrustPolicyForm
-from console.views.common import account_of, actor, call_and_redirect, form_error, render_error
+from console.views.common import (
+    account_of,
+    actor,
+    call_and_redirect,
+    form_error,
+    prefix_list,
+    render_error,
+)
 from console.views.entities import ROLE as ROLE_KIND
 from console.views.entities import editing_flags
 from identity import naming, quotas
@@ -31,17 +38,12 @@ from policies.models import InlinePolicy, RolePolicyAttachment
 
 @console_action("iam:ListRoles", resource=everything)
 def role_list(request: HttpRequest) -> HttpResponse:
-    account = signed_in_account(request)
-    prefix = request.GET.get("q", "").strip()
-    page = queries.paginate(queries.roles_queryset(account, prefix), request.GET.get("page"))
-    return render_page(
+    return prefix_list(
         request,
-        "console/roles/list.html",
-        {
-            "page": page,
-            "q": prefix,
-            "can_create": can(request, "iam:CreateRole", naming.iam_arn(account.id, "role/*")),
-        },
+        queries.roles_queryset,
+        template="console/roles/list.html",
+        create_action="iam:CreateRole",
+        create_pattern="role/*",
     )
 
 
