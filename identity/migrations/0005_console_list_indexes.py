@@ -3,6 +3,25 @@
 from django.db import migrations, models
 
 
+LAST_SIGNIN_INDEX = models.Index(
+    models.F("account"),
+    models.OrderBy(models.F("password_last_used"), descending=True, nulls_last=True),
+    models.OrderBy(models.F("id"), descending=True),
+    condition=models.Q(("is_root", False)),
+    name="user_console_last_signin",
+)
+
+
+def add_last_signin_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.add_index(apps.get_model("identity", "User"), LAST_SIGNIN_INDEX)
+
+
+def remove_last_signin_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.remove_index(apps.get_model("identity", "User"), LAST_SIGNIN_INDEX)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("identity", "0004_console_session"),
@@ -26,14 +45,14 @@ class Migration(migrations.Migration):
                 name="user_console_created",
             ),
         ),
-        migrations.AddIndex(
-            model_name="user",
-            index=models.Index(
-                models.F("account"),
-                models.OrderBy(models.F("password_last_used"), descending=True, nulls_last=True),
-                models.OrderBy(models.F("id"), descending=True),
-                condition=models.Q(("is_root", False)),
-                name="user_console_last_signin",
-            ),
+        # SQLite cannot put NULLS LAST in an index; the embedded default never holds enough
+        # users for this sort to need one, so only PostgreSQL builds it.
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddIndex(model_name="user", index=LAST_SIGNIN_INDEX),
+            ],
+            database_operations=[
+                migrations.RunPython(add_last_signin_index, remove_last_signin_index),
+            ],
         ),
     ]
