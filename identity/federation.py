@@ -547,6 +547,7 @@ def untag_open_id_connect_provider(
     *, account: Account, arn: str, tag_keys: Sequence[str], actor: Actor
 ) -> OIDCProvider:
     """``iam:UntagOpenIDConnectProvider``."""
+    tag_keys = naming.validate_tag_keys(tag_keys)
 
     def change(provider: OIDCProvider) -> list[str]:
         provider.tags = naming.remove_tags(provider.tags, tag_keys)

@@ -217,6 +217,22 @@ def validate_tags(tags: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     return cleaned
 
 
+def validate_tag_keys(tag_keys: Sequence[str]) -> list[str]:
+    """``UntagX``'s ``TagKeys``: at most 50 keys of 1–128 characters (IAM API Reference)."""
+    if len(tag_keys) > MAX_TAGS:
+        raise _constraint(
+            str(list(tag_keys)),
+            "tagKeys",
+            f"Member must have length less than or equal to {MAX_TAGS}",
+        )
+    for key in tag_keys:
+        if not 1 <= len(key) <= 128:
+            raise _constraint(
+                key, "tagKeys.member", "Member must have length less than or equal to 128"
+            )
+    return list(tag_keys)
+
+
 def merge_tags(
     existing: Iterable[Mapping[str, str]], new: Sequence[Mapping[str, str]]
 ) -> list[dict[str, str]]:

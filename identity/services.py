@@ -204,22 +204,6 @@ def _tags_event(
     )
 
 
-def _validate_tag_keys(tag_keys: Sequence[str]) -> list[str]:
-    """``UntagX``'s ``TagKeys``: 1–50 keys of 1–128 characters."""
-    if len(tag_keys) > naming.MAX_TAGS:
-        raise _validation(
-            list(tag_keys),
-            "tagKeys",
-            f"Member must have length less than or equal to {naming.MAX_TAGS}",
-        )
-    for key in tag_keys:
-        if not 1 <= len(key) <= 128:
-            raise _validation(
-                key, "tagKeys.member", "Member must have length less than or equal to 128"
-            )
-    return list(tag_keys)
-
-
 def _boundary_policy(*, account: Account, policy_arn: str) -> Any:
     """The managed policy to use as a permissions boundary, row-locked (its usage count
     changes). Only a managed policy can be a boundary (IAM User Guide, "Permissions
@@ -320,7 +304,7 @@ def tag_user(
 
 def untag_user(*, account: Account, user_name: str, tag_keys: Sequence[str], actor: Actor) -> User:
     """``iam:UntagUser``: remove tags by key (case-insensitive); absent keys are ignored."""
-    keys = _validate_tag_keys(tag_keys)
+    keys = naming.validate_tag_keys(tag_keys)
     with transaction.atomic():
         user = user_by_name(account=account, user_name=user_name, for_update=True)
         before = list(user.tags)
@@ -831,7 +815,7 @@ def tag_role(
 
 def untag_role(*, account: Account, role_name: str, tag_keys: Sequence[str], actor: Actor) -> Role:
     """``iam:UntagRole``."""
-    keys = _validate_tag_keys(tag_keys)
+    keys = naming.validate_tag_keys(tag_keys)
     with transaction.atomic():
         role = role_by_name(account=account, role_name=role_name, for_update=True)
         before = list(role.tags)
@@ -1073,7 +1057,7 @@ def untag_instance_profile(
     *, account: Account, instance_profile_name: str, tag_keys: Sequence[str], actor: Actor
 ) -> InstanceProfile:
     """``iam:UntagInstanceProfile``: remove tags by key; absent keys are ignored."""
-    keys = _validate_tag_keys(tag_keys)
+    keys = naming.validate_tag_keys(tag_keys)
     with transaction.atomic():
         profile = instance_profile_by_name(
             account=account, instance_profile_name=instance_profile_name, for_update=True
@@ -1130,7 +1114,7 @@ def untag_mfa_device(
     *, account: Account, serial_number: str, tag_keys: Sequence[str], actor: Actor
 ) -> MFADevice:
     """``iam:UntagMFADevice``: remove tags by key; absent keys are ignored."""
-    keys = _validate_tag_keys(tag_keys)
+    keys = naming.validate_tag_keys(tag_keys)
     with transaction.atomic():
         device = _mfa_device_for_update(account=account, serial_number=serial_number)
         before = list(device.tags)

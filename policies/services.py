@@ -376,10 +376,7 @@ def untag_policy(
 ) -> ManagedPolicy:
     """``iam:UntagPolicy``."""
     action = "iam:UntagPolicy"
-    if len(tag_keys) > naming.MAX_TAGS or any(not 1 <= len(k) <= 128 for k in tag_keys):
-        raise _validation(
-            list(tag_keys), "tagKeys", "Member must have length less than or equal to 50"
-        )
+    tag_keys = naming.validate_tag_keys(tag_keys)
     with transaction.atomic():
         policy = _customer_policy(
             account=account, policy_arn=policy_arn, action=action, actor=actor

@@ -206,3 +206,23 @@ def test_it_never_replaces_keys_stored_by_a_fetch_that_started_later(
     assert provider.jwks == {"keys": [{"kid": "newer", "kty": "RSA"}]}
     assert provider.jwks_fetched_at == later
     assert rogue_issuer.fetches == ["/.well-known/openid-configuration", "/jwks"]
+
+
+def test_it_refuses_more_than_50_untag_keys_like_every_other_entity(account, root_actor):
+    provider = federation.create_open_id_connect_provider(
+        account=account, url="https://idp.example.com", actor=root_actor
+    )
+
+    with pytest.raises(ValidationError) as excinfo:
+        federation.untag_open_id_connect_provider(
+            account=account,
+            arn=provider.arn,
+            tag_keys=[f"k{i}" for i in range(51)],
+            actor=root_actor,
+        )
+
+    assert excinfo.value.message.endswith(
+        "at 'tagKeys' failed to satisfy constraint: "
+        "Member must have length less than or equal to 50"
+    )
+    assert not AuditEvent.objects.filter(action="iam:UntagOpenIDConnectProvider").exists()

@@ -18,6 +18,7 @@ from identity.errors import (
     LimitExceeded,
     MalformedPolicyDocument,
     NoSuchEntity,
+    ValidationError,
 )
 from policies import services
 from policies.models import ChangeEvent, ManagedPolicy, PolicyVersion
@@ -276,3 +277,21 @@ def test_it_tags_and_untags_a_policy(account, root_actor, policy):
     )
 
     assert policy.tags == [{"Key": "TEAM", "Value": "platform"}]
+
+
+def test_it_refuses_an_untag_key_over_128_characters_and_keeps_the_tags(
+    account, root_actor, policy
+):
+    services.tag_policy(
+        account=account, policy_arn=ARN, tags=[{"Key": "team", "Value": "x"}], actor=root_actor
+    )
+    key = "k" * 129
+
+    with pytest.raises(ValidationError) as excinfo:
+        services.untag_policy(account=account, policy_arn=ARN, tag_keys=[key], actor=root_actor)
+
+    assert excinfo.value.message == (
+        f"1 validation error detected: Value '{key}' at 'tagKeys.member' failed to satisfy "
+        "constraint: Member must have length less than or equal to 128"
+    )
+    assert ManagedPolicy.objects.get(name="ReadBuckets").tags == [{"Key": "team", "Value": "x"}]
