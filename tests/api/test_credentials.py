@@ -333,7 +333,11 @@ def test_it_lets_a_user_list_their_own_devices_only_with_permission(live_server,
 # --- credential report ------------------------------------------------------------------------
 
 
-def test_it_generates_and_returns_the_credential_report(iam):
+def test_it_generates_and_returns_the_credential_report(iam, monkeypatch):
+    # Keep the generation queued here: a Celery worker started by an earlier test would
+    # otherwise finish it before the INPROGRESS answer can be seen.
+    queued: list[list[str]] = []
+    monkeypatch.setattr(generate_task, "apply_async", lambda args, **_: queued.append(list(args)))
     assert raises(iam.get_credential_report) == (
         "ReportNotPresent",
         "Credential report not present. Please run GenerateCredentialReport.",
@@ -349,7 +353,8 @@ def test_it_generates_and_returns_the_credential_report(iam):
     )
     # The queued task, run here as the worker would run it (its own tests cover the queue).
     report_row = CredentialReport.objects.get(account_id="111111111111")
-    generate_task.apply(args=["111111111111", report_row.generation])
+    assert queued == [["111111111111", report_row.generation]]
+    generate_task.apply(args=queued[0])
     assert iam.generate_credential_report()["State"] == "COMPLETE"
 
     report = iam.get_credential_report()

@@ -7,7 +7,6 @@ The cast: Alice's company (``account``); each test makes its own users.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from identity.models import Group, GroupMembership, User
 from policies import access, propagation, store
 from policies import services as policy_services
 from policies.models import ChangeEvent
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -31,16 +31,6 @@ ALLOW_GET = json.dumps(
 @pytest.fixture(autouse=True)
 def _empty_store(clean_store: None) -> None:
     """Each test starts with no compiled sets in Redis (see tests.worker.clean_store)."""
-
-
-def wait_for(predicate, timeout_s: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout_s} s")
 
 
 def nothing_pending() -> bool:

@@ -6,7 +6,6 @@ The cast: Alice's company (``account``) and its root user. Each test makes its u
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.core.management import call_command
@@ -18,6 +17,7 @@ from policies import services as policy_services
 from policies.models import ChangeEvent, InlinePolicy
 from policies.outbox import Kind
 from tests.conftest import actor_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -41,16 +41,6 @@ ALLOW_PUT = json.dumps(
         "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}],
     }
 )
-
-
-def wait_for(predicate, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not true within {timeout_s} s")
 
 
 def last_change() -> int:
