@@ -276,6 +276,9 @@ ALLOW_ROOT_ACCESS_KEYS = env.bool("PORTCULLIS_ALLOW_ROOT_ACCESS_KEYS", default=F
 ENABLE_RESET_ENDPOINT = env.bool("PORTCULLIS_ENABLE_RESET_ENDPOINT", default=False)
 # A compiled policy set older than this is not trusted for decisions (seconds).
 POLICY_MAX_STALENESS_S = env.int("PORTCULLIS_POLICY_MAX_STALENESS_S", default=300)
+# Keep compiled-store answers in each process, dropped when Redis reports a write to them
+# (policies.nearcache): a decision then makes no Redis round trip.
+POLICY_NEAR_CACHE = env.bool("PORTCULLIS_POLICY_NEAR_CACHE", default=True)
 # OIDC federation: providers are reached over https only; plain http to a loopback address is
 # for test providers and must be allowed explicitly. Cached keys of an unreachable provider stay
 # in use for this long after their last successful fetch.

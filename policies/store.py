@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -43,7 +44,7 @@ from typing import Any
 
 from django.conf import settings
 
-from policies import engine
+from policies import engine, nearcache
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +106,61 @@ def _trip(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(str(exc))
 
 
+_near_cache: nearcache.NearCache | None = None
+
+
+def _forget_near_cache_in_child() -> None:
+    # The listening thread does not survive a fork (a gunicorn or Celery worker); the child
+    # starts its own on first use. (A pid check per read would be a system call per read.)
+    global _near_cache
+    _near_cache = None
+
+
+os.register_at_fork(after_in_child=_forget_near_cache_in_child)
+
+
+def _near() -> nearcache.NearCache | None:
+    """This process's near cache (``policies.nearcache``), started on first use; None when
+    turned off (``PORTCULLIS_POLICY_NEAR_CACHE=0``)."""
+    global _near_cache
+    if not settings.POLICY_NEAR_CACHE:
+        return None
+    ns = namespace()
+    cache = _near_cache
+    if cache is not None and cache.namespace == ns:
+        return cache
+    with _client_lock:
+        cache = _near_cache
+        if cache is None or cache.namespace != ns:
+            if cache is not None:
+                cache.stop()
+            cache = _near_cache = nearcache.NearCache(settings.REDIS_URL, namespace=ns)
+    return cache
+
+
+def near_cache_trusted() -> bool:
+    """Whether this process's near cache is in use (it may still miss)."""
+    near = _near()
+    return near is not None and near.trusted()
+
+
+def _forget(keys: Iterable[str]) -> None:
+    """Drop what this process kept of keys it is writing (read your own writes at once; other
+    processes hear of it from Redis)."""
+    near = _near_cache
+    if near is not None:
+        near.invalidate(keys)
+
+
 def reset_client() -> None:
     """Forget the connection (after ``REDIS_URL`` changed, e.g. in a test)."""
-    global _client
+    global _client, _near_cache
     with _client_lock:
         _client = None
         _scripts.clear()
+        if _near_cache is not None:
+            _near_cache.stop()
+        _near_cache = None
     reset_circuit()
     clear_local_cache()
 
@@ -141,7 +191,7 @@ return 1
 
 # KEYS[1] an entry key, or an ARN index key when ARGV[3] == 'arn'. ARGV: ns, known digest.
 # Returns nil (no entry) or {seq, at, digest, facts|false, body|false, max marker, fresh_at,
-# tomb, entry key}.
+# tomb, entry key, deps}.
 _READ = """
 local key = KEYS[1]
 if ARGV[3] == 'arn' then
@@ -167,7 +217,7 @@ if e[3] ~= ARGV[2] then
   body = fb[2]
 end
 local fresh = redis.call('GET', ARGV[1] .. 'fresh_at') or '0'
-return {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key}
+return {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key, e[4] or ''}
 """
 
 # The same for several keys at once (KEYS); ARGV[1] ns, ARGV[1 + i] known digest of KEYS[i],
@@ -199,7 +249,7 @@ for i = 1, n do
         facts = fb[1]
         body = fb[2]
       end
-      answer = {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key}
+      answer = {e[1], e[2], e[3], facts, body, tostring(maxm), fresh, e[5] or '', key, e[4] or ''}
     end
   end
   out[i] = answer
@@ -268,6 +318,7 @@ def publish(entries: Iterable[Entry], *, pipeline_size: int = 500) -> int:
         pending = 0
         for entry in entries:
             arn_key = f"{ns}arn:{entry.arn}" if entry.arn else ""
+            _forget((f"{ns}set:{entry.key}", arn_key))
             script(
                 keys=[f"{ns}set:{entry.key}", arn_key],
                 args=[
@@ -301,8 +352,10 @@ def mark_pending(*, entity_ids: Sequence[str], seq: int) -> None:
     if not entity_ids:
         return
     ns = namespace()
+    keys = [f"{ns}m:{e}" for e in entity_ids]
+    _forget(keys)
     try:
-        _script("mark", _MARK)(keys=[f"{ns}m:{e}" for e in entity_ids], args=[seq])
+        _script("mark", _MARK)(keys=keys, args=[seq])
     except Exception as exc:
         raise _trip(exc) from exc
 
@@ -312,6 +365,7 @@ def mark_many(marks: Sequence[tuple[str, int]], *, fresh_at: float | None = None
     ns = namespace()
     mark = _script("mark", _MARK)
     set_max = _script("set_max", _SET_MAX)
+    _forget(f"{ns}m:{entity_id}" for entity_id, _ in marks)
     try:
         pipe = client().pipeline(transaction=False)
         for entity_id, seq in marks:
@@ -380,6 +434,9 @@ def clear_local_cache() -> None:
     with _lru_lock:
         _lru.clear()
         _known.clear()
+    near = _near_cache
+    if near is not None:
+        near.clear()
 
 
 _REFETCH = object()
@@ -389,7 +446,7 @@ def _interpret(ns: str, key: str, result: Any) -> Any:
     """A read script's answer as a trusted ``StoredSet``, None, or ``_REFETCH``."""
     if result is None:
         return None
-    seq_b, at_b, digest_b, facts_b, body_b, marker_b, fresh_b, tomb_b, entry_key_b = result
+    seq_b, at_b, digest_b, facts_b, body_b, marker_b, fresh_b, tomb_b, entry_key_b = result[:9]
     stamp = int(seq_b)
     if int(marker_b) > stamp:
         return None
@@ -423,6 +480,30 @@ def _interpret(ns: str, key: str, result: Any) -> Any:
     )
 
 
+def _keep(
+    near: nearcache.NearCache | None,
+    ns: str,
+    key: str,
+    result: Any,
+    answer: StoredSet | None,
+    generation: int | None,
+) -> None:
+    """Keep a trusted answer in this process's near cache, with every Redis key it was built
+    from: the key asked for, the entry (when asked by ARN) and the markers of what it depends
+    on. Writing any of them drops it."""
+    if near is None or answer is None:
+        return
+    entry_key = result[8].decode()
+    deps = result[9].decode().split() if len(result) > 9 else []
+    near.put(
+        key,
+        answer,
+        built_from=[key, entry_key, *(f"{ns}m:{dep}" for dep in deps)],
+        trusted_until=max(float(result[1]), float(result[6])) + settings.POLICY_MAX_STALENESS_S,
+        generation=generation,
+    )
+
+
 def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet | None:
     """The trusted entry of a principal, or None when Redis has none that may be trusted
     (missing, stale, or older than an unpropagated change). Raises ``StoreUnavailable``."""
@@ -432,10 +513,17 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
         key, mode = f"{ns}set:{unique_id}", "id"
     else:
         key, mode = f"{ns}arn:{arn}", "arn"
+    near = _near()
+    if near is not None:
+        kept = near.get(key)
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
     memo = getattr(_prefetched, "results", None)
     if memo is not None and key in memo:
         result = memo.pop(key)
+        generation = _prefetched.generation
     else:
+        generation = near.generation() if near is not None else None
         try:
             result = _script("read", _READ)(keys=[key], args=[ns, _known.get(key, ""), mode])
         except Exception as exc:
@@ -443,29 +531,38 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
     answer = _interpret(ns, key, result)
     if answer is _REFETCH:
         return read(unique_id=unique_id, arn=arn)
+    _keep(near, ns, key, result, answer, generation)
     return answer  # type: ignore[no-any-return]
 
 
 _prefetched = threading.local()
 
 
-def prefetch(*, ids: Sequence[str] = (), arns: Sequence[str] = ()) -> None:
-    """Read these entries in one round trip now; the next ``read`` of each (in this thread)
-    uses the answer instead of asking Redis again. ``end_prefetch`` forgets what is left.
-    A request that needs the caller's key, the caller's set and the principal's set makes one
-    Redis call instead of three."""
-    _guard()
-    ns = namespace()
-    keys = [f"{ns}set:{i}" for i in ids] + [f"{ns}arn:{a}" for a in arns]
-    if not keys:
-        return
-    modes = ["id"] * len(ids) + ["arn"] * len(arns)
+def _read_many(ns: str, keys: list[str], modes: list[str]) -> list[Any]:
     try:
-        results = _script("read_many", _READ_MANY)(
+        return _script("read_many", _READ_MANY)(  # type: ignore[no-any-return]
             keys=keys, args=[ns, *(_known.get(key, "") for key in keys), *modes]
         )
     except Exception as exc:
         raise _trip(exc) from exc
+
+
+def prefetch(*, ids: Sequence[str] = (), arns: Sequence[str] = ()) -> None:
+    """Read these entries in one round trip now; the next ``read`` of each (in this thread)
+    uses the answer instead of asking Redis again. ``end_prefetch`` forgets what is left.
+    A request that needs the caller's key, the caller's set and the principal's set makes one
+    Redis call instead of three, and none when the near cache holds all three."""
+    _guard()
+    ns = namespace()
+    near = _near()
+    wanted = [(f"{ns}set:{i}", "id") for i in ids] + [(f"{ns}arn:{a}", "arn") for a in arns]
+    if near is not None:
+        wanted = [(key, mode) for key, mode in wanted if near.get(key) is None]
+    if not wanted:
+        return
+    keys = [key for key, _ in wanted]
+    _prefetched.generation = near.generation() if near is not None else None
+    results = _read_many(ns, keys, [mode for _, mode in wanted])
     _prefetched.results = dict(zip(keys, results, strict=True))
 
 
@@ -474,20 +571,31 @@ def end_prefetch() -> None:
 
 
 def read_many_by_arn(arns: Sequence[str]) -> dict[str, StoredSet | None]:
-    """``read(arn=…)`` for several principals in one round trip (batch decisions)."""
+    """``read(arn=…)`` for several principals in one round trip (batch decisions), or none
+    when the near cache holds them all."""
     _guard()
     ns = namespace()
-    keys = [f"{ns}arn:{arn}" for arn in arns]
-    try:
-        results = _script("read_many", _READ_MANY)(
-            keys=keys, args=[ns, *(_known.get(key, "") for key in keys), *(["arn"] * len(keys))]
-        )
-    except Exception as exc:
-        raise _trip(exc) from exc
+    near = _near()
     answers: dict[str, StoredSet | None] = {}
-    for arn, key, result in zip(arns, keys, results, strict=True):
+    missing: list[str] = []
+    for arn in arns:
+        kept = near.get(f"{ns}arn:{arn}") if near is not None else None
+        if kept is not None:
+            answers[arn] = kept
+        else:
+            missing.append(arn)
+    if not missing:
+        return answers
+    keys = [f"{ns}arn:{arn}" for arn in missing]
+    generation = near.generation() if near is not None else None
+    results = _read_many(ns, keys, ["arn"] * len(keys))
+    for arn, key, result in zip(missing, keys, results, strict=True):
         answer = _interpret(ns, key, result)
-        answers[arn] = read(arn=arn) if answer is _REFETCH else answer
+        if answer is _REFETCH:
+            answers[arn] = read(arn=arn)
+            continue
+        _keep(near, ns, key, result, answer, generation)
+        answers[arn] = answer
     return answers
 
 
