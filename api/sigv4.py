@@ -320,7 +320,23 @@ def _check_time(parsed: _Parsed, now: datetime) -> None:
             f"Date must be in ISO-8601 'basic format'. Got '{parsed.amz_date}'. See "
             "http://en.wikipedia.org/wiki/ISO_8601"
         )
-    signed_at = datetime.strptime(parsed.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    stamp = parsed.amz_date
+    try:
+        # The regex fixed the layout; this is strptime's work at a fraction of its cost.
+        signed_at = datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+            tzinfo=UTC,
+        )
+    except ValueError:  # a month 13, an hour 25...
+        raise IncompleteSignature(
+            f"Date must be in ISO-8601 'basic format'. Got '{parsed.amz_date}'. See "
+            "http://en.wikipedia.org/wiki/ISO_8601"
+        ) from None
     if parsed.date != parsed.amz_date[:8]:
         raise SignatureDoesNotMatch(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from django.conf import settings
 from django.http import HttpRequest
 
-from audit.context import Actor, RequestMeta
+from audit.context import Actor, RequestMeta, new_request_id
 
 # Session keys written by sign-in: when the password step and the MFA step happened (ISO 8601).
 AUTHENTICATED_AT_SESSION_KEY = "portcullis_authenticated_at"
@@ -29,7 +28,7 @@ def client_ip(request: HttpRequest) -> str:
 def request_meta(request: HttpRequest) -> RequestMeta:
     request_id = getattr(request, "portcullis_request_id", None)
     if request_id is None:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         request.portcullis_request_id = request_id  # type: ignore[attr-defined]
     return RequestMeta(
         source_ip=client_ip(request),

@@ -28,7 +28,7 @@ def send(
     *,
     service: str = "iam",
     secret: str = ADMIN_SECRET,
-    when: dt.datetime | None = None,
+    when: dt.datetime | str | None = None,
     tamper: str | None = None,
 ) -> tuple[int, str]:
     """A raw signed POST, so a test can sign one thing and send another."""
@@ -40,7 +40,8 @@ def send(
     )
     signer = SigV4Auth(Credentials(ADMIN_KEY_ID, secret), service, "eu-west-3")
     if when is not None:
-        request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
+        stamp = when if isinstance(when, str) else when.strftime("%Y%m%dT%H%M%SZ")
+        request.context["timestamp"] = stamp
         signer._modify_request_before_signing(request)
         signature = signer.signature(
             signer.string_to_sign(request, signer.canonical_request(request)), request
@@ -88,6 +89,13 @@ def test_it_refuses_a_request_signed_more_than_five_minutes_ago(live_server, adm
     assert "<Code>SignatureDoesNotMatch</Code>" in body
     assert f"Signature expired: {signed_at:%Y%m%dT%H%M%SZ} is now earlier than" in body
     assert " - 5 min.)" in body
+
+
+def test_it_refuses_a_date_that_is_not_a_date_as_an_incomplete_signature(live_server, admin):
+    status, body = send(live_server, "Action=ListUsers&Version=2010-05-08", when="20261328T250000Z")
+    assert status == 400
+    assert "<Code>IncompleteSignature</Code>" in body
+    assert "Date must be in ISO-8601 'basic format'. Got '20261328T250000Z'." in body
 
 
 def test_it_accepts_any_region_and_a_fresh_signature(live_server, admin):
