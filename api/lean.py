@@ -10,7 +10,7 @@ when configured) and answers ``/v1/`` itself, resolving against ``api.decision_u
 (``policies.bench_propagation``).
 
 JSON answers get a fixed, strict Content-Security-Policy and X-Frame-Options (what the console's
-middleware would have added, without building a policy per request).
+middleware would have added, without building a policy per request), and a Content-Length.
 """
 
 from __future__ import annotations
@@ -45,4 +45,7 @@ class DecisionApiMiddleware:
             response = match.func(request, *match.args, **match.kwargs)
         response.headers.setdefault("Content-Security-Policy", _CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if not response.streaming and "Content-Length" not in response.headers:
+            # What CommonMiddleware would add: without it gunicorn sends the answer chunked.
+            response.headers["Content-Length"] = str(len(response.content))
         return response

@@ -148,6 +148,21 @@ def test_it_allows_with_the_statement_that_decided_and_the_change_sequence(app_k
         }
     ]
     assert body["changeSequence"] == ChangeEvent.objects.order_by("-id").first().pk
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Length"] == str(len(response.content))  # not sent chunked
+
+
+def test_it_refuses_a_body_that_is_not_json_as_rfc_8259_defines_it(app_key, alice):
+    response = signed_post(
+        "/v1/authorize",
+        {"principal": ALICE, "action": "s3:GetObject", "context": {"aws:EpochTime": float("nan")}},
+        app_key,
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "ValidationError"
+    assert error["message"].startswith("The request body is not valid JSON")
 
 
 def test_it_reports_an_explicit_deny_and_its_statement(app_key, alice):
