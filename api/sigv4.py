@@ -16,6 +16,7 @@ understand. Secrets never appear in an error, a log line or the caller object's 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import logging
@@ -54,6 +55,9 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
 _AUTH_PARAM = re.compile(r"\s*([A-Za-z]+)\s*=\s*([^,\s]*)\s*")
+# The header as botocore and the AWS SDKs write it: parsed in one match, the general loop
+# below handles every other spacing and order.
+_AUTH_USUAL = re.compile(r" Credential=([^,\s]*), SignedHeaders=([^,\s]*), Signature=([^,\s]*)")
 
 BAD_SIGNATURE_MESSAGE = (
     "The request signature we calculated does not match the signature you provided. Check your "
@@ -166,6 +170,7 @@ def canonical_query_string(query_string: str, *, exclude_signature: bool) -> str
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
+@functools.lru_cache(maxsize=1024)  # a service has few paths; a pure function of one string
 def canonical_uri(raw_path: str) -> str:
     """The path as sent, normalized and encoded again (every service but S3 double-encodes)."""
     path = raw_path or "/"
@@ -240,10 +245,14 @@ def _parse_credential(credential: str) -> tuple[str, str, str, str]:
 def _parse_header(request: HttpRequest, header: str) -> _Parsed:
     body = header[len(ALGORITHM) :]
     params: dict[str, str] = {}
-    for item in body.split(","):
-        match = _AUTH_PARAM.fullmatch(item)
-        if match:
-            params[match.group(1)] = match.group(2)
+    usual = _AUTH_USUAL.fullmatch(body)
+    if usual:
+        params["Credential"], params["SignedHeaders"], params["Signature"] = usual.groups()
+    else:
+        for item in body.split(","):
+            match = _AUTH_PARAM.fullmatch(item)
+            if match:
+                params[match.group(1)] = match.group(2)
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if name not in params]
     if missing:
         raise IncompleteSignature(

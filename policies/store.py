@@ -119,13 +119,12 @@ def _forget_near_cache_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_near_cache_in_child)
 
 
-def _near() -> nearcache.NearCache | None:
-    """This process's near cache (``policies.nearcache``), started on first use; None when
-    turned off (``PORTCULLIS_POLICY_NEAR_CACHE=0``)."""
+def _near(ns: str) -> nearcache.NearCache | None:
+    """This process's near cache (``policies.nearcache``) for namespace ``ns``, started on
+    first use; None when turned off (``PORTCULLIS_POLICY_NEAR_CACHE=0``)."""
     global _near_cache
     if not settings.POLICY_NEAR_CACHE:
         return None
-    ns = namespace()
     cache = _near_cache
     if cache is not None and cache.namespace == ns:
         return cache
@@ -140,7 +139,7 @@ def _near() -> nearcache.NearCache | None:
 
 def near_cache_trusted() -> bool:
     """Whether this process's near cache is in use (it may still miss)."""
-    near = _near()
+    near = _near(namespace())
     return near is not None and near.trusted()
 
 
@@ -513,7 +512,7 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
         key, mode = f"{ns}set:{unique_id}", "id"
     else:
         key, mode = f"{ns}arn:{arn}", "arn"
-    near = _near()
+    near = _near(ns)
     if near is not None:
         kept = near.get(key)
         if kept is not None:
@@ -554,7 +553,7 @@ def prefetch(*, ids: Sequence[str] = (), arns: Sequence[str] = ()) -> None:
     Redis call instead of three, and none when the near cache holds all three."""
     _guard()
     ns = namespace()
-    near = _near()
+    near = _near(ns)
     wanted = [(f"{ns}set:{i}", "id") for i in ids] + [(f"{ns}arn:{a}", "arn") for a in arns]
     if near is not None:
         wanted = [(key, mode) for key, mode in wanted if near.get(key) is None]
@@ -575,7 +574,7 @@ def read_many_by_arn(arns: Sequence[str]) -> dict[str, StoredSet | None]:
     when the near cache holds them all."""
     _guard()
     ns = namespace()
-    near = _near()
+    near = _near(ns)
     answers: dict[str, StoredSet | None] = {}
     missing: list[str] = []
     for arn in arns:

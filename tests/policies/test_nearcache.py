@@ -21,7 +21,7 @@ def _empty_store(clean_store: None, settings) -> None:  # type: ignore[no-untype
 
 
 def near() -> nearcache.NearCache:
-    cache = store._near()
+    cache = store._near(store.namespace())
     assert cache is not None
     wait_for(cache.trusted, 5, every_s=0.005)
     return cache
