@@ -66,15 +66,16 @@ class NearCache:
     def trusted(self) -> bool:
         return self._connected and time.monotonic() - self._last_heard <= SILENT_LIMIT_S
 
-    def get(self, key: str) -> Any | None:
-        """The kept answer for ``key``, or None (unknown, expired, or the cache not trusted)."""
+    def get(self, key: str, *, max_age_s: float) -> Any | None:
+        """The kept answer for ``key``, or None (unknown, older than ``max_age_s``, or the cache
+        not trusted)."""
         if not self.trusted():
             return None
         item = self._answers.get(key)
         if item is None:
             return None
-        answer, trusted_until, _ = item
-        if time.time() > trusted_until:
+        answer, as_of, _ = item
+        if time.time() - as_of > max_age_s:
             with self._lock:
                 self._drop(key)
             return None
@@ -90,10 +91,11 @@ class NearCache:
         answer: Any,
         *,
         built_from: Iterable[str],
-        trusted_until: float,
+        as_of: float,
         generation: int | None,
     ) -> None:
-        """Keep ``answer`` unless something was invalidated since ``generation`` was taken."""
+        """Keep ``answer`` (current as of the wall-clock instant ``as_of``) unless something was
+        invalidated since ``generation`` was taken."""
         if generation is None:
             return
         sources = tuple(built_from)
@@ -103,7 +105,7 @@ class NearCache:
             if len(self._answers) >= CAPACITY:
                 self._clear()
             self._drop(key)
-            self._answers[key] = (answer, trusted_until, sources)
+            self._answers[key] = (answer, as_of, sources)
             for source in sources:
                 self._dependents.setdefault(source, set()).add(key)
 
@@ -125,6 +127,9 @@ class NearCache:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._answers
 
     # --- internals (the lock is held) ------------------------------------------------------
 

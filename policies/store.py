@@ -498,7 +498,7 @@ def _keep(
         key,
         answer,
         built_from=[key, entry_key, *(f"{ns}m:{dep}" for dep in deps)],
-        trusted_until=max(float(result[1]), float(result[6])) + settings.POLICY_MAX_STALENESS_S,
+        as_of=max(float(result[1]), float(result[6])),
         generation=generation,
     )
 
@@ -514,7 +514,7 @@ def read(*, unique_id: str | None = None, arn: str | None = None) -> StoredSet |
         key, mode = f"{ns}arn:{arn}", "arn"
     near = _near(ns)
     if near is not None:
-        kept = near.get(key)
+        kept = near.get(key, max_age_s=settings.POLICY_MAX_STALENESS_S)
         if kept is not None:
             return kept  # type: ignore[no-any-return]
     memo = getattr(_prefetched, "results", None)
@@ -556,7 +556,11 @@ def prefetch(*, ids: Sequence[str] = (), arns: Sequence[str] = ()) -> None:
     near = _near(ns)
     wanted = [(f"{ns}set:{i}", "id") for i in ids] + [(f"{ns}arn:{a}", "arn") for a in arns]
     if near is not None:
-        wanted = [(key, mode) for key, mode in wanted if near.get(key) is None]
+        wanted = [
+            (key, mode)
+            for key, mode in wanted
+            if near.get(key, max_age_s=settings.POLICY_MAX_STALENESS_S) is None
+        ]
     if not wanted:
         return
     keys = [key for key, _ in wanted]
@@ -578,7 +582,11 @@ def read_many_by_arn(arns: Sequence[str]) -> dict[str, StoredSet | None]:
     answers: dict[str, StoredSet | None] = {}
     missing: list[str] = []
     for arn in arns:
-        kept = near.get(f"{ns}arn:{arn}") if near is not None else None
+        kept = (
+            near.get(f"{ns}arn:{arn}", max_age_s=settings.POLICY_MAX_STALENESS_S)
+            if near is not None
+            else None
+        )
         if kept is not None:
             answers[arn] = kept
         else:
