@@ -745,6 +745,54 @@ def _age(moment: datetime | float | None) -> float | None:
     return round(time.time() - moment, 3)
 
 
+# Without Redis (the embedded default) heartbeats live in the Django cache, one entry holding
+# every worker's last beat.
+HEARTBEAT_CACHE_KEY = "propagation:workers"
+HEARTBEAT_LIVE_S = 15.0
+
+
+def record_heartbeat(hostname: str) -> None:
+    """A worker is alive: in Redis when there is a store, else in the Django cache."""
+    if store.enabled():
+        store.heartbeat(hostname=hostname, ttl_s=int(HEARTBEAT_LIVE_S))
+        store.reset_circuit()
+        return
+    from django.core.cache import cache
+
+    now = time.time()
+    beats = cache.get(HEARTBEAT_CACHE_KEY) or {}
+    beats = {h: t for h, t in beats.items() if now - t < HEARTBEAT_LIVE_S}
+    beats[hostname] = now
+    cache.set(HEARTBEAT_CACHE_KEY, beats, timeout=int(HEARTBEAT_LIVE_S) * 4)
+
+
+def _cached_heartbeats() -> tuple[float | None, list[str]]:
+    from django.core.cache import cache
+
+    beats: dict[str, float] = cache.get(HEARTBEAT_CACHE_KEY) or {}
+    now = time.time()
+    live = sorted(h for h, t in beats.items() if now - t < HEARTBEAT_LIVE_S)
+    return (max(beats.values()) if beats else None), live
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting per queue, asked of the broker itself (Redis or the embedded default's
+    folder), wherever ``CELERY_BROKER_URL`` points."""
+    from kombu.exceptions import ChannelError
+
+    from console.celery import app
+
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in ("priority", "celery"):
+            try:
+                depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:  # never declared, or emptied and gone (Redis): nothing waits
+                depths[queue] = 0
+    return depths
+
+
 def status() -> dict[str, Any]:
     """How far propagation has got, for the console dashboard and ``propagation_status``.
 
@@ -753,7 +801,8 @@ def status() -> dict[str, Any]:
     messages} or None when unknown), ``worker_heartbeat_age_s`` (None: never seen),
     ``workers`` (hostnames with a live heartbeat), ``fresh_age_s``, ``parked`` (list of id,
     kind, entity, attempts, parked_at, last_error), ``last_error`` (the newest recorded error,
-    with its change id) and ``store_error`` when Redis could not be asked.
+    with its change id), ``store_error`` when Redis could not be asked and ``broker_error`` when
+    the broker could not.
     """
     pending = ChangeEvent.objects.filter(processed_at__isnull=True, parked_at__isnull=True)
     oldest = pending.order_by("id").values("id", "kind", "entity_id", "created_at").first()
@@ -802,11 +851,14 @@ def status() -> dict[str, Any]:
             "created_at": oldest["created_at"].isoformat(),
             "age_s": _age(oldest["created_at"]),
         }
+    try:
+        result["queue_depth"] = queue_depths()
+    except Exception as exc:
+        result["broker_error"] = f"{type(exc).__name__}: {exc}"
     if store.enabled():
         try:
             redis = store.client()
             ns = store.namespace()
-            result["queue_depth"] = {q: redis.llen(q) for q in ("priority", "celery")}
             result["worker_heartbeat_age_s"] = _age(store.get_float("heartbeat"))
             result["fresh_age_s"] = _age(store.get_float("fresh_at"))
             result["workers"] = sorted(
@@ -815,6 +867,9 @@ def status() -> dict[str, Any]:
             )
         except Exception as exc:
             result["store_error"] = f"{type(exc).__name__}: {exc}"
+    else:
+        last_beat, result["workers"] = _cached_heartbeats()
+        result["worker_heartbeat_age_s"] = _age(last_beat)
     return result
 
 
@@ -857,6 +912,8 @@ def as_text(info: dict[str, Any]) -> str:
     )
     if "store_error" in info:
         lines.append(f"store error: {info['store_error']}")
+    if "broker_error" in info:
+        lines.append(f"broker error: {info['broker_error']}")
     return "\n".join(lines)
 
 

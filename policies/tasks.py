@@ -6,7 +6,8 @@ redelivered or duplicated message does nothing. ``acks_late`` keeps a message in
 until its task finished, so a killed worker's change is redelivered (and the sweep takes it
 sooner, see ``propagation.STRANDED_AFTER_S``).
 
-Each worker also keeps a heartbeat in Redis (``propagation.status()`` shows its age).
+Each worker also keeps a heartbeat (``propagation.record_heartbeat``; ``propagation.status()``
+shows its age): in Redis, or in the Django cache for the embedded default.
 """
 
 from __future__ import annotations
@@ -93,23 +94,20 @@ _stop = threading.Event()
 
 
 def _beat(hostname: str) -> None:
-    from policies import store
+    from policies import propagation, store
 
+    # The embedded default's cache is a folder of files: a heartbeat every few seconds is plenty.
+    interval = HEARTBEAT_INTERVAL_S if store.enabled() else 5 * HEARTBEAT_INTERVAL_S
     while not _stop.is_set():
         try:
-            store.heartbeat(hostname=hostname)
-            store.reset_circuit()
+            propagation.record_heartbeat(hostname)
         except Exception as exc:
             logger.warning("worker heartbeat not written: %s", exc)
-        _stop.wait(HEARTBEAT_INTERVAL_S)
+        _stop.wait(interval)
 
 
 @worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    from policies import store
-
-    if not store.enabled():
-        return
     hostname = getattr(sender, "hostname", "worker")
     _stop.clear()
     threading.Thread(target=_beat, args=(hostname,), name="heartbeat", daemon=True).start()

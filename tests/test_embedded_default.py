@@ -5,14 +5,17 @@ process with an empty data folder."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    """This process's environment without anything that would leave the embedded default."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -20,10 +23,14 @@ def manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         and not key.startswith("PORTCULLIS_")
     }
     env["PORTCULLIS_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=env,
+        env=embedded_env(data_dir),
         capture_output=True,
         text=True,
         timeout=300,
@@ -47,3 +54,69 @@ def test_it_migrates_and_bootstraps_the_embedded_default(tmp_path):
     assert "Password: " not in again.stdout
     assert (tmp_path / "portcullis.sqlite3").exists()
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_its_worker_drains_the_embedded_broker_and_shows_its_heartbeat(tmp_path):
+    assert manage("migrate", "--no-input", "-v", "0", data_dir=tmp_path).returncode == 0
+    account = manage(
+        "create_account",
+        "--account-id",
+        "123456789012",
+        "--email",
+        "root@example.com",
+        data_dir=tmp_path,
+    )
+    assert account.returncode == 0, account.stderr
+    created = manage(
+        "import_access_key",
+        *("--account-id", "123456789012", "--user-name", "ci"),
+        *("--access-key-id", "AKIAEXAMPLE000000001", "--secret-access-key", "s" * 40),
+        data_dir=tmp_path,
+    )
+    assert created.returncode == 0, created.stderr
+    before = manage("propagation_status", data_dir=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert "worker heartbeat: never (no live worker)" in before.stdout
+    assert "pending changes: 0" not in before.stdout
+    assert "queue depth: priority 0, celery 0" not in before.stdout  # its tasks wait
+
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "--beat",
+            "--queues",
+            "priority,celery",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "-n",
+            "embedded@test",
+        ],
+        cwd=ROOT,
+        env=embedded_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            after = manage("propagation_status", data_dir=tmp_path)
+            if (
+                "(embedded@test)" in after.stdout
+                and "queue depth: priority 0, celery 0" in after.stdout
+                and "pending changes: 0" in after.stdout
+            ):
+                break
+            assert time.monotonic() < deadline, after.stdout + after.stderr
+            time.sleep(1)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert "store: database" in after.stdout
