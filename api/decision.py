@@ -23,12 +23,12 @@ reads principals' compiled sets from the store: a decision makes no database que
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -153,7 +153,7 @@ class _Caller:
     caller: sigv4.AuthenticatedCaller
     secret: str = field(repr=False)
     cached_at: float
-    signing_keys: dict[tuple[str, str, str], bytes] = field(default_factory=dict, repr=False)
+    signers: dict[tuple[str, str, str], sigv4.KeyedHmac] = field(default_factory=dict, repr=False)
 
 
 # Verified callers by access key id, so a decision does not read and decrypt the key from
@@ -186,12 +186,13 @@ def _fast_caller(request: HttpRequest) -> sigv4.AuthenticatedCaller | None:
     if entry is None or entry.tomb or entry.facts.get("status") != "Active":
         _callers.pop(parsed.access_key_id, None)
         return None
-    now = timezone.now()
-    sigv4._check_time(parsed, now)
+    sigv4._check_time(parsed, datetime.now(UTC))
     scope_key = (parsed.date, parsed.region, parsed.service)
-    key = cached.signing_keys.get(scope_key)
-    if key is None:
-        key = cached.signing_keys[scope_key] = sigv4.signing_key(cached.secret, *scope_key)
+    signer = cached.signers.get(scope_key)
+    if signer is None:
+        signer = cached.signers[scope_key] = sigv4.KeyedHmac(
+            sigv4.signing_key(cached.secret, *scope_key)
+        )
     scope = f"{parsed.date}/{parsed.region}/{parsed.service}/aws4_request"
     for payload_hash in sigv4._payload_hashes(request, parsed):
         to_sign = sigv4.string_to_sign(
@@ -199,7 +200,7 @@ def _fast_caller(request: HttpRequest) -> sigv4.AuthenticatedCaller | None:
             amz_date=parsed.amz_date,
             scope=scope,
         )
-        expected = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        expected = signer.hexdigest(to_sign.encode("utf-8"))
         if hmac.compare_digest(expected, parsed.signature):
             caller = cached.caller
             actor = caller.actor

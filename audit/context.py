@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,9 +28,12 @@ def new_request_id() -> str:
     with _random_lock:
         if len(_random_pool) < 16:
             _random_pool[:] = os.urandom(_RANDOM_CHUNK)
-        raw = bytes(_random_pool[-16:])
+        raw = _random_pool[-16:]
         del _random_pool[-16:]
-    return str(uuid.UUID(bytes=raw, version=4))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -14,6 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from api import sigv4
 from api.sigv4 import BAD_SIGNATURE_MESSAGE
 from identity.models import AccessKey
 from tests.api.conftest import ADMIN_KEY_ID, ADMIN_SECRET, Keys, client
@@ -271,3 +275,13 @@ def test_it_stops_a_deactivated_key_and_sees_a_renamed_user_at_once_despite_the_
     with pytest.raises(ClientError) as excinfo:
         bob.get_user()
     assert error_of(excinfo) == ("InvalidClientTokenId", INVALID_TOKEN, 403)
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 64, 65, 200])
+def test_its_keyed_hmac_matches_the_standard_library(key_length):
+    key, message = os.urandom(key_length), os.urandom(150)
+    signer = sigv4.KeyedHmac(key)
+
+    expected = hmac.new(key, message, hashlib.sha256).hexdigest()
+    assert signer.hexdigest(message) == expected
+    assert signer.hexdigest(message) == expected  # reusable
