@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, ResolverMatch, get_resolver
 
 PREFIX = "/v1/"
 _CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -28,13 +28,20 @@ class DecisionApiMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.resolver = get_resolver("api.decision_urls")
+        # Paths resolved before: the decision API's are fixed strings, a handful in all, and
+        # only successful resolutions are remembered.
+        self.matches: dict[str, ResolverMatch] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
         if not path.startswith(PREFIX):
             return self.get_response(request)
+        match = self.matches.get(path)
         try:
-            match = self.resolver.resolve("/" + path[len(PREFIX) :])
+            if match is None:
+                match = self.resolver.resolve("/" + path[len(PREFIX) :])
+                if not match.kwargs and not match.args and len(self.matches) < 64:
+                    self.matches[path] = match
         except Resolver404:
             response: HttpResponse = HttpResponseNotFound(
                 b'{"error":{"code":"NotFound","message":"No such decision API path."}}',
