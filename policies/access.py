@@ -63,6 +63,15 @@ def sources_for(actor: Actor) -> PolicySources:
     return user_policy_sources(actor.user)
 
 
+# aws:PrincipalType by actor kind (IAM User Guide, "AWS global condition context keys").
+_PRINCIPAL_TYPES = {
+    "root": "Account",
+    "user": "User",
+    "role_session": "AssumedRole",
+    "federated_user": "FederatedUser",
+}
+
+
 def global_context(actor: Actor) -> dict[str, Any]:
     """The global condition keys of a request (IAM User Guide, "AWS global condition context
     keys"). ``aws:MultiFactorAuthPresent`` is absent, not false, for long-term access keys,
@@ -72,12 +81,7 @@ def global_context(actor: Actor) -> dict[str, Any]:
         "aws:CurrentTime": now,
         "aws:EpochTime": int(now.timestamp()),
         "aws:SecureTransport": actor.meta.secure_transport,
-        "aws:PrincipalType": {
-            "root": "Account",
-            "user": "User",
-            "role_session": "AssumedRole",
-            "federated_user": "FederatedUser",
-        }.get(actor.kind, actor.kind),
+        "aws:PrincipalType": _PRINCIPAL_TYPES.get(actor.kind, actor.kind),
     }
     if actor.meta.source_ip:
         context["aws:SourceIp"] = actor.meta.source_ip
@@ -270,9 +274,9 @@ def _principal_from_facts(facts: Mapping[str, Any]) -> engine.Principal:
 
 def principal_set(
     principal_arn: str, *, prefetched: Mapping[str, store.StoredSet | None] | None = None
-) -> tuple[Mapping[str, Any], engine.CompiledPolicySet, int, str]:
-    """(facts, compiled set, change sequence, source) of a user, role or root user named by
-    ARN: from the store when it has a trusted entry, else from PostgreSQL. Raises
+) -> tuple[engine.Principal, engine.CompiledPolicySet, int, str]:
+    """(the engine's principal, compiled set, change sequence, source) of a user, role or root
+    user named by ARN: from the store when it has a trusted entry, else from PostgreSQL. Raises
     ``UnknownPrincipal``; any other error propagates (the caller denies)."""
     if store.enabled():
         if prefetched is not None and principal_arn in prefetched:
@@ -283,11 +287,15 @@ def principal_set(
             except store.StoreUnavailable:
                 entry = None
         if entry is not None and entry.policy_set is not None:
-            return entry.facts, entry.policy_set, entry.stamp, "store"
+            principal = entry.derived.get("principal")
+            if principal is None:
+                principal = entry.derived["principal"] = _principal_from_facts(entry.facts)
+            return principal, entry.policy_set, entry.stamp, "store"
     computed = propagation.compute_from_database(arn=principal_arn)
     if computed is None:
         raise UnknownPrincipal(principal_arn)
-    return computed.facts, computed.policy_set, computed.stamp, "database"
+    principal = _principal_from_facts(computed.facts)
+    return principal, computed.policy_set, computed.stamp, "database"
 
 
 def decide_for_principal(
@@ -304,14 +312,15 @@ def decide_for_principal(
     every other failure is an explicit deny carrying ``error``. ``prefetched``: store entries
     a batch read in one round trip (``store.read_many_by_arn``)."""
     try:
-        facts, policy_set, sequence, source = principal_set(principal_arn, prefetched=prefetched)
+        principal, policy_set, sequence, source = principal_set(
+            principal_arn, prefetched=prefetched
+        )
     except UnknownPrincipal:
         raise
     except Exception as exc:
         logger.exception("no policy set for %s; denying", principal_arn)
         return PrincipalDecision(ERROR_DECISION, 0, "error", f"{type(exc).__name__}: {exc}")
     try:
-        principal = _principal_from_facts(facts)
         now = datetime.now(UTC)
         full_context: dict[str, Any] = {
             "aws:CurrentTime": now,

@@ -394,10 +394,13 @@ class StoredSet:
     facts: dict[str, Any]
     policy_set: engine.CompiledPolicySet | None  # None for a tombstone or a credential
     tomb: bool
+    # What readers derive from ``facts`` (e.g. the engine's Principal), kept with the compiled
+    # entry so each reader derives it once per content digest, not once per decision.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Compiled:
-    __slots__ = ("facts", "policy_set", "tomb")
+    __slots__ = ("derived", "facts", "policy_set", "tomb")
 
     def __init__(
         self, facts: dict[str, Any], policy_set: engine.CompiledPolicySet | None, tomb: bool
@@ -405,6 +408,7 @@ class _Compiled:
         self.facts = facts
         self.policy_set = policy_set
         self.tomb = tomb
+        self.derived: dict[str, Any] = {}
 
 
 _lru: OrderedDict[str, _Compiled] = OrderedDict()
@@ -476,6 +480,7 @@ def _interpret(ns: str, key: str, result: Any) -> Any:
         facts=compiled.facts,
         policy_set=compiled.policy_set,
         tomb=compiled.tomb,
+        derived=compiled.derived,
     )
 
 
