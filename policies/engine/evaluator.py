@@ -692,6 +692,17 @@ class CompiledPolicySet:
     def has_session_policy(self) -> bool:
         return self._session is not None
 
+    def decides_without_context(self, action: str) -> bool:
+        """Whether every decision on ``action`` for this set's principal is a function of the
+        resource alone: no permissions boundary or session policy, and no statement that can
+        apply to ``action`` has a condition or a resource needing one-by-one testing (policy
+        variables, wildcards inside the ARN). A caller may then reuse an ``allowed`` answer
+        for the same set, action and resource whatever the request context."""
+        if self._boundary is not None or self._session is not None:
+            return False
+        plan = self._identity.plan(action)
+        return not plan.needs_scan and not plan.conditional
+
     def to_json(self) -> str:
         """The sources this set was compiled from; :func:`compile_policy_set_from_json`
         turns it back into an identical set."""

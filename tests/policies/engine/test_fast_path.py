@@ -275,3 +275,69 @@ def test_it_finds_a_resource_by_prefix_and_exact_name_as_a_plain_scan_would(
     decision = evaluate(policy_set, Request(ALICE, "s3:GetObject", resource))
     expected = any(key.startswith(p) for p in prefixes) or key in names
     assert decision.allowed == expected
+
+
+ALL_CONTEXTS: list[dict[str, Any]] = [
+    {},
+    {"aws:MultiFactorAuthPresent": True, "aws:MultiFactorAuthAge": 30},
+    {"aws:SourceIp": "10.1.2.3", "aws:TagKeys": ["team"], "aws:PrincipalTag/team": "red"},
+    {"aws:SourceIp": "192.0.2.1", "aws:MultiFactorAuthPresent": "false", "s3:prefix": "x"},
+    {"aws:SourceVpc": "vpc-1", "s3:prefix": "home/a", "aws:PrincipalTag/team": "blue"},
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    policies,
+    st.none() | policies,
+    st.none() | policies,
+    st.sampled_from(ACTIONS),
+    st.sampled_from(REQUEST_RESOURCES),
+)
+def test_a_set_that_decides_without_context_decides_the_same_in_every_context(
+    identity: list[list[dict[str, Any]]],
+    boundary: list[list[dict[str, Any]]] | None,
+    session: list[list[dict[str, Any]]] | None,
+    action: str,
+    resource: str,
+) -> None:
+    policy_set = compile_policy_set(
+        identity=_sources("p", identity),
+        boundary=None if boundary is None else _sources("b", boundary),
+        session=None if session is None else _sources("s", session),
+    )
+    if not policy_set.decides_without_context(action):
+        return
+    outcomes = {
+        evaluate(policy_set, Request(ALICE, action, resource, context)).decision
+        for context in ALL_CONTEXTS
+    }
+    assert len(outcomes) == 1
+
+
+def test_it_says_which_sets_decide_without_context() -> None:
+    plain = compile_policy_set(
+        identity=sources(doc(allow("s3:GetObject", f"{BUCKET}/*"), deny("s3:Delete*")))
+    )
+    assert plain.decides_without_context("s3:GetObject")
+
+    conditional = compile_policy_set(
+        identity=sources(
+            doc(
+                allow("s3:GetObject", "*"),
+                deny("s3:GetObject", "*", Condition={"Bool": {"aws:SecureTransport": "false"}}),
+            )
+        )
+    )
+    assert not conditional.decides_without_context("s3:GetObject")
+    assert conditional.decides_without_context("s3:PutObject")  # no statement can apply
+
+    variable = compile_policy_set(
+        identity=sources(doc(allow("s3:GetObject", f"{BUCKET}/home/${{aws:username}}/*")))
+    )
+    assert not variable.decides_without_context("s3:GetObject")
+
+    bounded = compile_policy_set(
+        identity=sources(doc(allow("s3:GetObject"))), boundary=sources(doc(allow("s3:*")))
+    )
+    assert not bounded.decides_without_context("s3:GetObject")
