@@ -267,6 +267,26 @@ def _authenticate(request: HttpRequest) -> sigv4.AuthenticatedCaller:
     return caller
 
 
+# Principals a caller was allowed to ask about, kept with the caller's trusted compiled entry
+# (``StoredSet.derived``: one per content digest, so any change to the caller's policies starts
+# afresh) and only while its set decides portcullis:Authorize without the request context (no
+# condition, variable or boundary can apply). The entry is re-read, and must be trusted, on
+# every request; a refusal is never kept, so each one is decided and audited.
+_ALLOWED_TO_ASK = "decision_api_allowed_to_ask"
+ALLOWED_TO_ASK_LIMIT = 100_000
+
+
+def _caller_entry(caller: sigv4.AuthenticatedCaller) -> store.StoredSet | None:
+    """The caller's trusted store entry when it is a user signing with its own access key."""
+    user = caller.actor.user
+    if caller.actor.kind != "user" or caller.is_temporary or user is None or not store.enabled():
+        return None
+    try:
+        return store.read(unique_id=user.unique_id)
+    except store.StoreUnavailable:
+        return None
+
+
 def _caller_may_ask(
     caller: sigv4.AuthenticatedCaller,
     principal_arn: str,
@@ -274,8 +294,24 @@ def _caller_may_ask(
 ) -> str | None:
     """None when the caller may ask about ``principal_arn``; AWS's AccessDenied text (and an
     audit event) otherwise. ``caller_set``: the caller's compiled set, when a batch holds it."""
+    entry = _caller_entry(caller) if caller_set is None else None
+    allowed_before: set[str] | None = None
+    if entry is not None and entry.policy_set is not None:
+        caller_set = entry.policy_set
+        allowed_before = entry.derived.get(_ALLOWED_TO_ASK)
+        if allowed_before is None:
+            allowed_before = entry.derived.setdefault(_ALLOWED_TO_ASK, set())
+        if principal_arn in allowed_before:
+            return None
     decision = access.decide(caller.actor, AUTHORIZE_ACTION, principal_arn, policy_set=caller_set)
     if decision.allowed:
+        if (
+            allowed_before is not None
+            and caller_set is not None
+            and len(allowed_before) < ALLOWED_TO_ASK_LIMIT
+            and caller_set.decides_without_context(AUTHORIZE_ACTION)
+        ):
+            allowed_before.add(principal_arn)
         return None
     message = engine.access_denied_message(
         caller.actor.arn, AUTHORIZE_ACTION, principal_arn, decision

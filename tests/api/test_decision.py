@@ -20,11 +20,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from django.test import Client, override_settings
 
+from api import decision
 from audit.models import AuditEvent
 from identity import services as identity_services
-from identity.models import Account
+from identity.models import Account, User
+from policies import propagation, store
 from policies import services as policy_services
-from policies import store
 from policies.models import ChangeEvent
 
 APP_POLICY = {
@@ -106,7 +107,14 @@ def nosy_key(account, root_actor) -> Key:  # type: ignore[no-untyped-def]
     return _user_with_key(account, root_actor, "nosy", None)
 
 
-def signed_post(path: str, body: object, key: Key, *, client: Client | None = None):  # type: ignore[no-untyped-def]
+def signed_post(  # type: ignore[no-untyped-def]
+    path: str,
+    body: object,
+    key: Key,
+    *,
+    client: Client | None = None,
+    remote_addr: str = "127.0.0.1",
+):
     data = json.dumps(body)
     request = AWSRequest(
         method="POST",
@@ -123,7 +131,12 @@ def signed_post(path: str, body: object, key: Key, *, client: Client | None = No
         if name.lower() != "content-type"
     }
     return (client or Client()).post(
-        path, data=data, content_type="application/json", HTTP_HOST="testserver", **headers
+        path,
+        data=data,
+        content_type="application/json",
+        HTTP_HOST="testserver",
+        REMOTE_ADDR=remote_addr,
+        **headers,
     )
 
 
@@ -339,3 +352,50 @@ def test_it_stops_a_deactivated_callers_key_at_once_despite_the_cache(
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "InvalidClientTokenId"
+
+
+def test_it_reuses_a_callers_permission_to_ask_only_until_the_callers_policies_change(
+    transactional_db, account, root_actor, app_key, alice
+):
+    propagation.rebuild()  # what the worker publishes: the decision path reads the store
+    question = {"principal": ALICE, "action": "s3:GetObject", "resource": "arn:aws:s3:::photos/a"}
+    first = signed_post("/v1/authorize", question, app_key)
+    assert (first.status_code, first.json()["source"]) == (200, "store")
+    app = store.read(unique_id=User.objects.get(name="app").unique_id)
+    assert ALICE in app.derived[decision._ALLOWED_TO_ASK]  # kept with the app's entry
+
+    roles_only = {**APP_POLICY["Statement"][0], "Resource": "arn:aws:iam::111111111111:role/*"}
+    policy_services.put_user_policy(
+        account=account,
+        user_name="app",
+        policy_name="main",
+        policy_document=json.dumps({"Version": "2012-10-17", "Statement": [roles_only]}),
+        actor=root_actor,
+    )
+    response = signed_post("/v1/authorize", question, app_key)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "AccessDenied"
+
+
+def test_it_decides_a_conditional_permission_to_ask_on_every_request(account, root_actor, alice):
+    from_the_lan = {
+        **APP_POLICY["Statement"][0],
+        "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+    }
+    key = _user_with_key(
+        account, root_actor, "lan", {"Version": "2012-10-17", "Statement": [from_the_lan]}
+    )
+    propagation.rebuild()
+    question = {"principal": ALICE, "action": "s3:GetObject", "resource": "arn:aws:s3:::photos/a"}
+
+    inside = signed_post("/v1/authorize", question, key, remote_addr="10.1.2.3")
+    again = signed_post("/v1/authorize", question, key, remote_addr="10.1.2.3")
+    outside = signed_post("/v1/authorize", question, key, remote_addr="192.0.2.7")
+
+    assert (inside.status_code, inside.json()["source"]) == (200, "store")
+    assert again.status_code == 200
+    assert outside.status_code == 403
+    assert AuditEvent.objects.filter(
+        action="portcullis:Authorize", error_code="AccessDenied", resource_arn=ALICE
+    ).exists()
