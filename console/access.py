@@ -293,6 +293,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Groups", "console:groups", "iam:ListGroups", None),
     NavItem("Roles", "console:roles", "iam:ListRoles", None),
     NavItem("Policies", "console:policies", "iam:ListPolicies", None),
+    NavItem("Identity providers", "federation:providers", "iam:ListOpenIDConnectProviders", None),
     NavItem("Policy simulator", "console:simulator", "iam:SimulateCustomPolicy", None),
     NavItem("Account settings", "console:account", "iam:GetAccountPasswordPolicy", None),
     NavItem("Credential report", "console:credential_report", "iam:GetCredentialReport", None),

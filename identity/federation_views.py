@@ -43,6 +43,7 @@ from console.access import (
     console_action,
     console_actor,
     everything,
+    render_page,
 )
 from identity import federation, naming
 from identity.errors import ClientError, IAMError
@@ -440,7 +441,7 @@ def _lines(text: str) -> list[str]:
 @require_GET
 def providers_view(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    return render(
+    return render_page(
         request,
         "identity/federation/providers.html",
         {"providers": federation.list_open_id_connect_providers(account=user.account)},
@@ -479,7 +480,7 @@ def provider_create_view(request: HttpRequest) -> HttpResponse:
         authorize(
             request, "iam:CreateOpenIDConnectProvider", account_resource("oidc-provider/*")(request)
         )
-    return render(
+    return render_page(
         request,
         "identity/federation/provider_create.html",
         {"error": error, "values": values},
@@ -495,7 +496,7 @@ def provider_view(request: HttpRequest, provider_id: int) -> HttpResponse:
         {"kid": k.get("kid", ""), "kty": k.get("kty", ""), "alg": k.get("alg", "")}
         for k in provider.jwks.get("keys", [])
     ]
-    return render(
+    return render_page(
         request,
         "identity/federation/provider.html",
         {

@@ -173,7 +173,11 @@ def test_it_hides_navigation_and_buttons_the_user_may_not_use(client, reader, ad
     sign_in(client, reader)
     page = client.get(reverse("console:users")).content.decode()
     assert 'href="/users/"' in page
+    assert 'href="/identity-providers/"' in page
     assert 'href="/audit/"' not in page  # cloudtrail:LookupEvents is not in IAMReadOnlyAccess
+    providers = client.get(reverse("federation:providers")).content.decode()
+    assert 'aria-label="Console"' in providers
+    assert 'href="/users/"' in providers
     assert "Create user" not in page
     # ... and the server still refuses what the navigation hides.
     assert client.get(reverse("console:user_create")).status_code == 403
