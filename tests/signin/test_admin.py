@@ -354,6 +354,9 @@ def test_it_lets_an_admin_require_mfa_of_a_groups_members(client, account, alice
         account=account, group_name="ops", user_name="alice", actor=root_actor
     )
     sign_in(client, admin)
+    group_page = client.get(reverse("console:group_detail", kwargs={"group_name": "ops"}))
+    assert "MFA not required by this group" in group_page.content.decode()
+    assert 'href="/groups/ops/console-access/"' in group_page.content.decode()
 
     client.post(
         reverse("identity_admin:group_mfa_requirement", kwargs={"group_name": "ops"}),
@@ -361,6 +364,8 @@ def test_it_lets_an_admin_require_mfa_of_a_groups_members(client, account, alice
     )
 
     assert Group.objects.get(account=account, name="ops").require_mfa_for_console
+    group_page = client.get(reverse("console:group_detail", kwargs={"group_name": "ops"}))
+    assert "members must use MFA" in group_page.content.decode()
     event = AuditEvent.objects.get(action="portcullis:SetGroupMFARequirement")
     assert (event.before, event.after) == (
         {"RequireMFAForConsole": False},
