@@ -22,8 +22,10 @@ A decision trusts an entry only when
 Otherwise, and whenever Redis is unreachable, the set is computed from PostgreSQL (slower,
 still correct); an error there propagates and the caller denies.
 
-Compiled sets are cached in-process by content digest (an LRU), so a decision costs one Redis
-round trip that returns no document when the digest is unchanged.
+Compiled sets are cached in-process by content digest (an LRU), so a read that must go to Redis
+gets no document back when the digest is unchanged; and the answers themselves are kept in
+process by the near cache (``policies.nearcache``) until Redis reports a write to a key they were
+built from, so a decision usually makes no Redis round trip at all.
 
 The embedded default (no ``REDIS_URL``) has no store: every decision is computed from the
 database, which is always current.
