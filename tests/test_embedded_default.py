@@ -4,8 +4,10 @@ process with an empty data folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,3 +122,48 @@ def test_its_worker_drains_the_embedded_broker_and_shows_its_heartbeat(tmp_path)
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     assert "store: database" in after.stdout
+
+
+def test_up_stops_its_worker_when_it_is_terminated(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--addr", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=embedded_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert up.stdout is not None
+        worker_pid = None
+        for line in up.stdout:
+            if line.startswith("Celery worker started (pid "):
+                worker_pid = int(line.split("pid ")[1].rstrip(").\n"))
+                break
+        assert worker_pid is not None
+
+        up.terminate()  # SIGTERM, as a process manager or `timeout` sends
+        up.wait(timeout=30)
+
+        deadline = time.monotonic() + 30
+        while _alive(worker_pid):
+            assert time.monotonic() < deadline, "the Celery worker outlived `up`"
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child that exited but was not reaped yet is a zombie: gone for this purpose.
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    return False

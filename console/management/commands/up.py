@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import atexit
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -41,5 +42,8 @@ class Command(BaseCommand):
             ]
         )
         atexit.register(worker.terminate)
+        # atexit runs on Ctrl-C but not on a plain SIGTERM (a process manager, `timeout`):
+        # turn SIGTERM into a normal exit so the worker is stopped with the console.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         self.stdout.write(f"Celery worker started (pid {worker.pid}).")
         call_command("runserver", addr, use_reloader=False)
