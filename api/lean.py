@@ -36,6 +36,9 @@ class DecisionApiMiddleware:
         path = request.path_info
         if not path.startswith(PREFIX):
             return self.get_response(request)
+        # The console's CommonMiddleware, which checks Host against ALLOWED_HOSTS, is skipped:
+        # check it here (DisallowedHost answers 400).
+        request.get_host()
         match = self.matches.get(path)
         try:
             if match is None:

@@ -294,6 +294,39 @@ def test_it_refuses_a_bad_signature_and_unsigned_calls(app_key, alice):
     assert unsigned.json()["error"]["code"] == "MissingAuthenticationToken"
 
 
+def test_it_refuses_a_host_that_is_not_allowed(app_key, alice):
+    # /v1/ skips the console's CommonMiddleware; the Host check must still happen. Signed for
+    # that host, so only ALLOWED_HOSTS can be what refuses it.
+    data = json.dumps({"principal": ALICE, "action": "s3:GetObject"})
+    request = AWSRequest(
+        method="POST",
+        url="http://evil.example/v1/authorize",
+        data=data,
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(
+        Credentials(app_key.access_key_id, app_key.secret), "portcullis", "eu-west-1"
+    ).add_auth(request)
+    headers = {
+        "HTTP_" + name.upper().replace("-", "_"): value
+        for name, value in request.headers.items()
+        if name.lower() not in ("content-type", "host")
+    }
+
+    response = Client().post(
+        "/v1/authorize",
+        data=data,
+        content_type="application/json",
+        HTTP_HOST="evil.example",
+        **headers,
+    )
+    ping = Client().get("/v1/ping", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert b"allowed" not in response.content
+    assert ping.status_code == 400
+
+
 def test_it_answers_404_for_a_principal_that_does_not_exist(app_key):
     response = signed_post(
         "/v1/authorize",
