@@ -181,26 +181,6 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         yield worker
     finally:
         worker.stop()
-        with django_db_blocker.unblock():  # type: ignore[attr-defined]
-            _wait_for_other_sessions_to_end()
-
-
-def _wait_for_other_sessions_to_end(timeout_s: float = 10.0) -> None:
-    """PostgreSQL ends a killed client's backend a moment after the client is gone; until then
-    pytest-django's DROP DATABASE of the test database fails ("being accessed by other users")."""
-    from django.db import connection
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            (others,) = cursor.fetchone()
-        if not others:
-            return
-        time.sleep(0.1)
 
 
 @pytest.fixture
