@@ -8,7 +8,6 @@ in-process through the same function the Celery task calls (no worker in this te
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,21 +23,9 @@ from identity.request_context import (
     AUTHENTICATED_AT_SESSION_KEY,
     MFA_AUTHENTICATED_AT_SESSION_KEY,
 )
+from tests.browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-# ordinary synchronous code, which Django would otherwise refuse inside a running loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def session_cookie(user: User, live_server) -> dict:
@@ -57,13 +44,9 @@ def session_cookie(user: User, live_server) -> dict:
 
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def browser(monkeypatch):
+    with chromium(monkeypatch) as launched:
+        yield launched
 
 
 def test_it_walks_an_administrator_through_the_console(

@@ -7,23 +7,15 @@ import json
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from audit.context import Actor
 from audit.models import AuditEvent
 from identity import federation, services
 from identity.models import Account, TemporaryCredential
 from policies import services as policy_services
+from tests.browser import chromium
 from tests.federation.conftest import trust_policy
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SYSTEM = Actor.system("test")
 
 
@@ -78,15 +70,10 @@ def company(transactional_db, account, idp):
 
 @pytest.fixture
 def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM reads are
-    # still plain synchronous calls, which Django would otherwise refuse here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium(monkeypatch) as browser:
         page = browser.new_page()
         page.set_default_timeout(15000)
         yield page
-        browser.close()
 
 
 def sign_in_at_provider(page, live_server, *, user="alice", otp=""):

@@ -9,24 +9,21 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from audit.models import AuditEvent
 from identity import signin
 from identity.models import User
+from tests.browser import chromium
 from tests.signin.conftest import ALICE_PASSWORD
-from tests.signin.test_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium(monkeypatch) as launched:
         yield launched
-        launched.close()
 
 
 def test_it_walks_an_administrator_through_unlock_and_password_reset(
