@@ -13,7 +13,7 @@ gunicorn (one sync worker per core, ``BENCH_WEB_WORKERS`` to change) on loopback
 - the time for a change reaching all 10,000 users to be published for every one of them;
 - ``POST /v1/authorize`` and ``/v1/authorize/batch`` (100 per call) under 16 concurrent
   connections, and ``/v1/ping`` (a constant JSON view behind the same middleware) as the
-  ceiling, in three interleaved rounds, each figure the median of its rounds. The load generator
+  ceiling, in five interleaved rounds, each figure the median of its rounds. The load generator
   replays pre-signed requests (SigV4 signatures stay valid for five minutes) on the same two
   cores as the server: ``wrk`` (one thread) when it is installed (``apt-get install wrk``),
   else two Python processes of eight threads, which cap the figures far below what the server
@@ -52,7 +52,7 @@ LOAD_PROCESSES = 2
 # API about 5 % of its throughput and 0.5 ms of its p99, and the ceiling as much).
 WRK_THREADS = 1
 LOAD_SECONDS = 4.0
-LOAD_ROUNDS = 3
+LOAD_ROUNDS = 5
 SINGLE_CHANGES = 200
 # One sync worker per core: the work is CPU-bound, and more workers than cores only add context
 # switches (at 4 workers on 2 cores the ceiling's p99 doubles).
@@ -583,6 +583,9 @@ def main() -> None:
         ceiling, api_single, api_batch = (
             _median_round(rounds[name]) for name in ("ping", "single", "batch")
         )
+        for name, results in rounds.items():
+            spread = ", ".join(f"{r['rps']:.0f} rps p99 {r['p99_ms']} ms" for r in results)
+            print(f"rounds of {name}: {spread}", flush=True)
         print(f"ceiling (/v1/ping): {ceiling}", flush=True)
         print(f"decision API, single: {api_single}", flush=True)
         print(f"decision API, batch of 100: {api_batch}", flush=True)
