@@ -23,7 +23,7 @@ class PunctualScheduler(PersistentScheduler):
     10 ms anyway.
     """
 
-    def adjust(self, n: float, drift: float = -0.010) -> float:
+    def adjust(self, n: float | None, drift: float = -0.010) -> float | None:
         return n
 
 
