@@ -39,12 +39,13 @@ def test_beat_is_the_punctual_scheduler() -> None:
 def test_it_sends_the_sweep_every_second_without_a_busy_wait(tmp_path: Path) -> None:
     scheduler = RecordingScheduler(app, schedule_filename=str(tmp_path / "beat"), lazy=False)
     try:
-        ticks = run_beat(scheduler, 3.2)
+        ticks = run_beat(scheduler, 3.5)
     finally:
         scheduler.close()
 
-    # Sent on start and then once a second.
-    assert 3 <= scheduler.applied.count("sweep-propagation-outbox") <= 5
+    # Due a second after start and every second after that (three in 3.5 s when the machine
+    # keeps up; one fewer if a busy CI machine delays beat by half a second).
+    assert 2 <= scheduler.applied.count("sweep-propagation-outbox") <= 4
     # About two ticks a sweep (one that sends, one that sleeps until the next). Celery's own
     # scheduler ticks hundreds of times a second in the 10 ms before each run.
     assert ticks < 30
