@@ -20,7 +20,9 @@ gunicorn (one sync worker per core, ``BENCH_WEB_WORKERS`` to change) on loopback
   can do. The output says which one ran.
 
 The last line is one JSON object (see the issue for its shape). ``--lag-only`` stops after the
-single-change lag and prints ``{"lag_single_ms": {"p50": …, "p99": …}}``.
+single-change lag and prints ``{"lag_single_ms": {"p50": …, "p99": …}}``. ``--smoke`` runs the
+whole bench at a tiny scale (200 users, one short round of each load): it checks that everything
+starts and answers, in about a minute, and its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -57,6 +60,18 @@ SINGLE_CHANGES = 200
 # One sync worker per core: the work is CPU-bound, and more workers than cores only add context
 # switches (at 4 workers on 2 cores the ceiling's p99 doubles).
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(os.cpu_count() or 2)))
+
+
+@dataclass(frozen=True)
+class Scale:
+    users: int = USERS
+    single_changes: int = SINGLE_CHANGES
+    fanouts: int = 3
+    load_seconds: float = LOAD_SECONDS
+    load_rounds: int = LOAD_ROUNDS
+
+
+SMOKE = Scale(users=200, single_changes=5, fanouts=1, load_seconds=1.0, load_rounds=1)
 
 
 def _prepare_environment() -> dict[str, str]:
@@ -316,6 +331,7 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> None:
 
 def main() -> None:
     lag_only = "--lag-only" in sys.argv[1:]
+    scale = SMOKE if "--smoke" in sys.argv[1:] else Scale()
     env = _prepare_environment()
     import django
 
@@ -378,7 +394,7 @@ def main() -> None:
                 unique_id=naming.new_unique_id(naming.USER_ID_PREFIX),
                 password=unusable,
             )
-            for i in range(USERS)
+            for i in range(scale.users)
         )
         GroupMembership.objects.bulk_create(GroupMembership(group=group, user=u) for u in users)
         policy_services.put_group_policy(
@@ -473,7 +489,7 @@ def main() -> None:
             ask(solo.arn, "s3:PutObject")
         lags: list[float] = []
         actions = ("s3:PutObject", "s3:DeleteObject")
-        for i in range(SINGLE_CHANGES):
+        for i in range(scale.single_changes):
             action = actions[i % 2]
             commit: list[float] = []
             with transaction.atomic():
@@ -524,7 +540,7 @@ def main() -> None:
             return all(v is not None and int(v) >= change_id for v in pipe.execute())
 
         fanouts: list[float] = []
-        for i in range(3):
+        for i in range(scale.fanouts):
             policy_services.put_group_policy(
                 account=account,
                 group_name="everyone",
@@ -538,7 +554,8 @@ def main() -> None:
             fanouts.append(time.perf_counter() - committed)
         fanout = round(statistics.median(fanouts), 3)
         print(
-            f"10,000-user fan-out fully published: {[round(f, 3) for f in fanouts]} s", flush=True
+            f"{len(users):,}-user fan-out fully published: {[round(f, 3) for f in fanouts]} s",
+            flush=True,
         )
 
         # --- the decision API under load ---------------------------------------------------
@@ -571,15 +588,19 @@ def main() -> None:
             f"against gunicorn with {WEB_WORKERS} sync workers",
             flush=True,
         )
-        _load(port, single, 2.0)  # warm every gunicorn worker's caches
+        _load(port, single, min(2.0, scale.load_seconds))  # warm every gunicorn worker's caches
         _load(port, batch, 1.0)
         # Rounds of the three, interleaved, each figure the median of its rounds: a moment of
         # other work on the machine then moves one round, not one of the three figures.
         rounds: dict[str, list[dict[str, float]]] = {"ping": [], "single": [], "batch": []}
-        for _ in range(LOAD_ROUNDS):
-            rounds["ping"].append(_load(port, ping))
-            rounds["single"].append(_load(port, single))
-            rounds["batch"].append(_load(port, batch))
+        for _ in range(scale.load_rounds):
+            rounds["ping"].append(_load(port, ping, scale.load_seconds))
+            rounds["single"].append(_load(port, single, scale.load_seconds))
+            rounds["batch"].append(_load(port, batch, scale.load_seconds))
+        failed = {name: [r["errors"] for r in results] for name, results in rounds.items()}
+        if any(any(errors) for errors in failed.values()):
+            # Figures of failed requests measure nothing (a 4xx answers faster than a decision).
+            raise SystemExit(f"requests failed under load (errors per round): {failed}")
         ceiling, api_single, api_batch = (
             _median_round(rounds[name]) for name in ("ping", "single", "batch")
         )
