@@ -22,7 +22,7 @@ gunicorn (one sync worker per core, ``BENCH_WEB_WORKERS`` to change) on loopback
 The last line is one JSON object (see the issue for its shape). ``--lag-only`` stops after the
 single-change lag and prints ``{"lag_single_ms": {"p50": …, "p99": …}}``. ``--smoke`` runs the
 whole bench at a tiny scale (200 users, one short round of each load): it checks that everything
-starts and answers, in about a minute, and its figures mean nothing.
+starts and answers, in about 15 seconds, and its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", str(os.cpu_count() or 2)))
 
 @dataclass(frozen=True)
 class Scale:
+    """How much the bench does: the full run's figures by default, ``SMOKE`` for ``--smoke``."""
+
     users: int = USERS
     single_changes: int = SINGLE_CHANGES
     fanouts: int = 3
