@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_propagation_benchmark_runs_and_prints_its_summary() -> None:
     redis = urlparse(os.environ["REDIS_URL"])
+    database = urlparse(os.environ["DATABASE_URL"])
     env = {
         **os.environ,
+        # The bench drops and creates "<name>_bench": not the one a developer's own run uses.
+        "DATABASE_URL": urlunparse(database._replace(path=database.path + "_smoke")),
         # A broker of its own: the bench's worker must not take the test session's tasks.
         "CELERY_BROKER_URL": urlunparse(redis._replace(path="/15")),
     }
